@@ -1,0 +1,402 @@
+//! `meshwork-bench`: load benchmarks, each next to its baseline in the same
+//! run, printed as Markdown rows for BENCHMARKS.md (`scripts/bench.sh`).
+//!
+//! Scenarios on finance.account, through the real gRPC server on loopback:
+//! - `balance`: GetBalance of hot accounts through the multi-level cache,
+//!   against the same RPC with the cache turned off (every read hits the
+//!   database);
+//! - `deposit`: Deposit through gRPC (validation, tracing, metrics,
+//!   idempotency claim, double-entry posting, cache invalidation), against the
+//!   same store call made in-process without gRPC;
+//! - `edge`: GET /v1/accounts/{id}/balance through the REST edge (HTTP/1.1
+//!   keep-alive), against the same GetBalance over gRPC directly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use finance_account::domain::{Currency, MoneyMovement, Movement};
+use finance_account::store::Store;
+use meshwork_gateway::edge::{Gateway, GatewayConfig};
+use meshwork_proto::meshwork::finance::account::v1 as pb;
+use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_runtime::cache::CacheConfig;
+use meshwork_runtime::health::HealthMonitor;
+use meshwork_runtime::server::{GrpcServer, ServerLimits};
+use meshwork_runtime::shutdown::Shutdown;
+use meshwork_runtime::storage::Storage;
+use meshwork_runtime::telemetry::{self, LogFormat};
+use meshwork_testkit::Backend;
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    axum::body::Body,
+>;
+use pb::account_service_client::AccountServiceClient;
+use tonic::transport::Channel;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Accounts the load is spread over.
+    #[arg(long, default_value_t = 64)]
+    accounts: usize,
+    /// Use PostgreSQL + Redis from MESHWORK_TEST_DATABASE_URL / MESHWORK_TEST_REDIS_URL.
+    #[arg(long)]
+    servers: bool,
+}
+
+/// What one measurement gave.
+struct Measured {
+    ops: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() - 1) as f64 * p).round() as usize;
+        self.latencies[index]
+    }
+}
+
+/// Runs `op` from `concurrency` tasks for `duration`; `op(task, i)`.
+async fn measure<F, Fut>(concurrency: usize, duration: Duration, op: F) -> Measured
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut errors, mut latencies) = (0u64, 0u64, Vec::new());
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    if op(task, i).await {
+                        ok += 1;
+                        latencies.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                    i += 1;
+                }
+                (ok, errors, latencies)
+            })
+        })
+        .collect();
+    let mut measured = Measured {
+        ops: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for task in tasks {
+        let (ok, errors, latencies) = task.await.expect("load task");
+        measured.ops += ok;
+        measured.errors += errors;
+        measured.latencies.extend(latencies);
+    }
+    measured.elapsed = started.elapsed();
+    measured.latencies.sort_unstable();
+    measured
+}
+
+fn row(scenario: &str, backend: &str, m: &Measured, baseline: Option<&Measured>) -> String {
+    let ratio = baseline
+        .map(|b| format!("{:.2}×", m.rate() / b.rate()))
+        .unwrap_or_else(|| "baseline".into());
+    format!(
+        "| {scenario} | {backend} | {:.0} | {:.2} | {:.2} | {} | {ratio} |",
+        m.rate(),
+        m.percentile(0.50).as_secs_f64() * 1e3,
+        m.percentile(0.99).as_secs_f64() * 1e3,
+        m.errors,
+    )
+}
+
+/// The service as production runs it (same layers, telemetry without an
+/// exporter), on a port of its own.
+async fn start(
+    storage: Storage,
+    shutdown: Shutdown,
+) -> anyhow::Result<(AccountServiceClient<Channel>, String)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let mut grpc = GrpcServer::new(ServerLimits::default());
+    let mut monitor = HealthMonitor::new(reporter, Duration::from_secs(2));
+    finance_account::register(&mut grpc, &mut monitor, storage);
+    tokio::spawn(monitor.run(shutdown.clone()));
+    tokio::spawn(async move { grpc.serve(listener, health, shutdown).await.expect("serve") });
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+        .connect()
+        .await?;
+    Ok((AccountServiceClient::new(channel), url))
+}
+
+async fn open_accounts(
+    client: &mut AccountServiceClient<Channel>,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let account = client
+            .create_account(pb::CreateAccountRequest {
+                request_id: format!("bench-open-{}", uuid::Uuid::now_v7().simple()),
+                owner_id: format!("bench-{i}"),
+                currency: "EUR".into(),
+                r#type: pb::AccountType::Checking as i32,
+            })
+            .await?
+            .into_inner()
+            .account
+            .context("account")?;
+        ids.push(account.account_id);
+    }
+    Ok(ids)
+}
+
+fn deposit(id: &str, amount_minor: i64) -> pb::DepositRequest {
+    pb::DepositRequest {
+        request_id: format!("bench-{}", uuid::Uuid::now_v7().simple()),
+        account_id: id.to_owned(),
+        amount: Some(Money {
+            currency: "EUR".into(),
+            amount_minor,
+        }),
+        memo: String::new(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let telemetry =
+        telemetry::init("meshwork-bench", LogFormat::Pretty).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shutdown = Shutdown::new();
+    let backend = if args.servers {
+        Backend::servers().context("set MESHWORK_TEST_DATABASE_URL and MESHWORK_TEST_REDIS_URL")?
+    } else {
+        Backend::Embedded
+    };
+    let label = if args.servers {
+        "PostgreSQL + Redis"
+    } else {
+        "SQLite + in-process"
+    };
+    let duration = Duration::from_secs(args.seconds);
+    let migrator = &finance_account::MIGRATOR;
+    let db = backend.fresh_db_config();
+
+    // Two replicas of the service over one database: one with the cache,
+    // one with it turned off (nothing kept in-process, no Redis).
+    let cached = Storage::open(&db, &backend.fresh_cache_config(), migrator)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut uncached_config = CacheConfig::new("bench-off", None);
+    uncached_config.local_capacity = 0;
+    let uncached = Storage::open(&db, &uncached_config, migrator)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Store::new(cached.db.clone());
+    let (mut cached_client, cached_url) = start(cached, shutdown.clone()).await?;
+    let (uncached_client, _) = start(uncached, shutdown.clone()).await?;
+
+    let ids = open_accounts(&mut cached_client, args.accounts).await?;
+    for id in &ids {
+        cached_client.deposit(deposit(id, 1_000_000)).await?;
+    }
+
+    let read = |client: AccountServiceClient<Channel>, ids: Vec<String>| {
+        move |task: usize, i: u64| {
+            let mut client = client.clone();
+            let id = ids[(task + i as usize) % ids.len()].clone();
+            async move {
+                client
+                    .get_balance(pb::GetBalanceRequest { account_id: id })
+                    .await
+                    .is_ok()
+            }
+        }
+    };
+    let balance_base = measure(
+        args.concurrency,
+        duration,
+        read(uncached_client, ids.clone()),
+    )
+    .await;
+    let balance = measure(
+        args.concurrency,
+        duration,
+        read(cached_client.clone(), ids.clone()),
+    )
+    .await;
+
+    let deposit_base = measure(args.concurrency, duration, {
+        let (store, ids) = (store.clone(), ids.clone());
+        move |task: usize, i: u64| {
+            let store = store.clone();
+            let movement = MoneyMovement {
+                movement: Movement::Deposit,
+                account_id: ids[(task + i as usize) % ids.len()].clone(),
+                currency: Currency::parse("EUR").expect("EUR"),
+                amount_minor: 1,
+                memo: String::new(),
+            };
+            async move {
+                store
+                    .post(
+                        &format!("bench-{}", uuid::Uuid::now_v7().simple()),
+                        &movement,
+                    )
+                    .await
+                    .is_ok()
+            }
+        }
+    })
+    .await;
+    let deposits = measure(args.concurrency, duration, {
+        let (client, ids) = (cached_client.clone(), ids.clone());
+        move |task: usize, i: u64| {
+            let mut client = client.clone();
+            let request = deposit(&ids[(task + i as usize) % ids.len()], 1);
+            async move { client.deposit(request).await.is_ok() }
+        }
+    })
+    .await;
+
+    // The REST edge in front of the cached replica, against direct gRPC.
+    let gateway = Gateway::new(
+        |_| meshwork_runtime::client::channel(&cached_url, Default::default()).expect("channel"),
+        GatewayConfig::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (reporter, _) = tonic_health::server::health_reporter();
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http_addr = http_listener.local_addr()?;
+    let router = meshwork_gateway::router(
+        meshwork_gateway::Readiness::local(reporter),
+        Some(Arc::new(gateway)),
+    );
+    tokio::spawn(meshwork_gateway::serve(
+        http_listener,
+        router,
+        shutdown.clone().cancelled_owned(),
+    ));
+    let http_client: HttpClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let direct = measure(
+        args.concurrency,
+        duration,
+        read(cached_client.clone(), ids.clone()),
+    )
+    .await;
+    let rest = measure(args.concurrency, duration, {
+        let ids = ids.clone();
+        move |task: usize, i: u64| {
+            let client = http_client.clone();
+            let uri: http::Uri = format!(
+                "http://{http_addr}/v1/accounts/{}/balance",
+                ids[(task + i as usize) % ids.len()]
+            )
+            .parse()
+            .expect("uri");
+            async move {
+                match client.get(uri).await {
+                    Ok(response) => {
+                        let ok = response.status().is_success();
+                        // Read the body so the connection goes back to the pool.
+                        ok && http_body_util::BodyExt::collect(response.into_body())
+                            .await
+                            .is_ok()
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    })
+    .await;
+
+    println!("| scenario | storage | ops/s | p50 ms | p99 ms | errors | vs baseline |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "{}",
+        row(
+            "GetBalance, cache off (baseline)",
+            label,
+            &balance_base,
+            None
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "GetBalance, multi-level cache",
+            label,
+            &balance,
+            Some(&balance_base)
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "Deposit, store call in-process (baseline)",
+            label,
+            &deposit_base,
+            None
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "Deposit through gRPC",
+            label,
+            &deposits,
+            Some(&deposit_base)
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "GetBalance over gRPC, direct (baseline)",
+            label,
+            &direct,
+            None
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "GET /v1/accounts/{id}/balance through the REST edge",
+            label,
+            &rest,
+            Some(&direct)
+        )
+    );
+    println!(
+        "| p50 added by the edge | {label} | | {:.3} | | | |",
+        (rest.percentile(0.5).as_secs_f64() - direct.percentile(0.5).as_secs_f64()) * 1e3
+    );
+    shutdown.cancel();
+    telemetry.shutdown().await;
+    Ok(())
+}

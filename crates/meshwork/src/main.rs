@@ -1,0 +1,35 @@
+//! `meshwork`: the one binary.
+//!
+//! `up` runs every service and the gateway in one process on embedded
+//! defaults with demo data; `serve --target ...` runs the named targets (what
+//! a Kubernetes Deployment runs); `migrate` applies migrations; `version`.
+
+mod cli;
+mod run;
+mod seed;
+mod targets;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    // One TLS provider for sqlx, redis and tonic, chosen before any of them starts.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("meshwork: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("meshwork: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The list of targets, and how each one starts: a plain `match`, since
+//! services only talk over gRPC and need no start-up order among themselves.
+//!
+//! Adding a service: its contract, its crate, and one arm here (plus its name
+//! in [`SERVICES`]).
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, bail};
+use meshwork_runtime::config::RuntimeArgs;
+use meshwork_runtime::health::HealthMonitor;
+use meshwork_runtime::server::GrpcServer;
+use meshwork_runtime::storage::Storage;
+use sqlx::migrate::Migrator;
+
+/// The HTTP edge.
+pub const GATEWAY: &str = "gateway";
+
+/// Every gRPC service target.
+pub const SERVICES: &[&str] = &[finance_account::TARGET];
+
+/// Names that stand for several targets.
+pub const GROUPS: &[(&str, &[&str])] = &[
+    ("all", &[finance_account::TARGET, GATEWAY]),
+    ("finance", &[finance_account::TARGET]),
+    ("finance.account", &[finance_account::TARGET]),
+    ("gateway", &[GATEWAY]),
+];
+
+/// Expands groups and checks names; the result is sorted and free of repeats.
+pub fn expand(names: &[String]) -> anyhow::Result<BTreeSet<&'static str>> {
+    let mut targets = BTreeSet::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        match GROUPS.iter().find(|(group, _)| *group == name) {
+            Some((_, members)) => targets.extend(members.iter().copied()),
+            None => bail!("unknown target {name:?}; `meshwork targets` lists them"),
+        }
+    }
+    if targets.is_empty() {
+        bail!("no target given");
+    }
+    Ok(targets)
+}
+
+/// The target that serves a proto service:
+/// `meshwork.finance.account.v1.AccountService` → `finance.account`.
+pub fn target_of_service(full_name: &str) -> Option<String> {
+    let (package, _service) = full_name.rsplit_once('.')?;
+    let (path, _version) = package.rsplit_once('.')?;
+    path.strip_prefix("meshwork.").map(str::to_owned)
+}
+
+/// The migrations of a target that owns tables.
+pub fn migrator(target: &str) -> Option<&'static Migrator> {
+    match target {
+        finance_account::TARGET => Some(&finance_account::MIGRATOR),
+        _ => None,
+    }
+}
+
+/// Connects `target`'s storage and registers it on the server.
+pub async fn start(
+    target: &str,
+    args: &RuntimeArgs,
+    grpc: &mut GrpcServer,
+    health: &mut HealthMonitor,
+) -> anyhow::Result<()> {
+    match target {
+        finance_account::TARGET => {
+            let storage = open_storage(target, args).await?;
+            finance_account::register(grpc, health, storage);
+        }
+        other => bail!("{other} is not a gRPC service"),
+    }
+    Ok(())
+}
+
+async fn open_storage(target: &str, args: &RuntimeArgs) -> anyhow::Result<Storage> {
+    let migrator = migrator(target).with_context(|| format!("{target} has no migrations"))?;
+    Storage::open(
+        &args.db_config(target),
+        &args.cache_config(target),
+        migrator,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{target}: storage: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_groups_and_refuses_unknown_names() {
+        let all = expand(&["all".to_owned()]).unwrap();
+        assert!(all.contains(GATEWAY) && all.contains("finance.account"));
+        let one = expand(&["finance.account".to_owned(), "finance".to_owned()]).unwrap();
+        assert_eq!(one.into_iter().collect::<Vec<_>>(), ["finance.account"]);
+        assert!(expand(&["finance.acount".to_owned()]).is_err());
+        assert!(expand(&[]).is_err());
+    }
+
+    #[test]
+    fn services_map_to_their_targets() {
+        assert_eq!(
+            target_of_service("meshwork.finance.account.v1.AccountService").as_deref(),
+            Some(finance_account::TARGET)
+        );
+        assert_eq!(target_of_service("grpc.health.v1.Health"), None);
+    }
+
+    #[test]
+    fn every_service_is_in_all_and_has_migrations() {
+        let all = expand(&["all".to_owned()]).unwrap();
+        for service in SERVICES {
+            assert!(all.contains(service), "{service} missing from all");
+            assert!(migrator(service).is_some(), "{service} has no migrations");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Channels to other services, with the client half of tracing written once.
+//!
+//! [`channel`] gives a lazily connecting channel wrapped in [`MeshChannel`],
+//! which every inter-service call goes through. For each call it:
+//! - opens a client span (OpenTelemetry RPC conventions) and injects
+//!   `traceparent`/`tracestate`/`baggage` into the metadata;
+//! - sends `grpc-timeout` no longer than what is left of the caller's own
+//!   deadline (see [`crate::deadline`]) and gives up locally at that point;
+//! - retries UNAVAILABLE (and connection failures) with jittered exponential
+//!   backoff, but only for methods whose contract says
+//!   `option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS`;
+//! - records RED metrics for the call.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use tonic::body::Body;
+use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::server::trace::{split_path, status_code};
+use crate::{BoxError, deadline, metrics, propagation};
+
+/// How outgoing calls behave.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientPolicy {
+    /// Deadline of a call when the caller has none (and the cap when it has).
+    pub timeout: Duration,
+    /// Attempts in total for an idempotent method (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt, full jitter.
+    pub base_backoff: Duration,
+}
+
+impl Default for ClientPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A channel to `url` (e.g. `http://account:50051`) that connects on first use.
+pub fn channel(url: &str, policy: ClientPolicy) -> Result<MeshChannel, BoxError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30));
+    Ok(MeshChannel {
+        inner: endpoint.connect_lazy(),
+        policy,
+    })
+}
+
+/// A [`Channel`] with the client layer; generated clients take it as is:
+/// `AccountServiceClient::new(channel)`.
+#[derive(Debug, Clone)]
+pub struct MeshChannel {
+    inner: Channel,
+    policy: ClientPolicy,
+}
+
+impl tower::Service<http::Request<Body>> for MeshChannel {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        tower::Service::poll_ready(&mut self.inner, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let channel = std::mem::replace(&mut self.inner, clone);
+        let policy = self.policy;
+        let (service, method) = split_path(request.uri().path());
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let call_span = span.clone();
+        Box::pin(
+            async move {
+                let result = call_with_policy(channel, policy, request, &call_span).await;
+                let code = match &result {
+                    Ok(response) => status_code(response.headers()),
+                    Err(error) => status_of(error.as_ref()),
+                };
+                call_span.record("rpc.grpc.status_code", code as i32);
+                if code != tonic::Code::Ok {
+                    call_span.record("otel.status_code", "ERROR");
+                }
+                metrics::client().record(&service, &method, code, started.elapsed());
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+async fn call_with_policy(
+    mut channel: Channel,
+    policy: ClientPolicy,
+    request: http::Request<Body>,
+    span: &tracing::Span,
+) -> Result<http::Response<Body>, BoxError> {
+    // The caller's own per-call timeout (tonic's `Request::set_timeout`)
+    // shortens the budget further; it never lengthens it.
+    let requested = request
+        .headers()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(deadline::parse_grpc_timeout);
+    let budget = deadline::budget(policy.timeout);
+    let deadline = Instant::now() + requested.map_or(budget, |r| r.min(budget));
+    let attempts = if is_idempotent(request.uri().path()) {
+        policy.max_attempts.max(1)
+    } else {
+        1
+    };
+    let (mut parts, body) = request.into_parts();
+    propagation::inject(&span.context(), &mut parts.headers);
+
+    // Only a call that may be retried needs its body twice; unary bodies are small.
+    let mut body = Some(body);
+    let buffered = match attempts {
+        1 => None,
+        _ => Some(
+            body.take()
+                .expect("body not yet used")
+                .collect()
+                .await?
+                .to_bytes(),
+        ),
+    };
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Box::new(tonic::Status::deadline_exceeded(
+                "deadline exceeded before the call was sent",
+            )));
+        }
+        let body = match &buffered {
+            Some(bytes) => Body::new(http_body_util::Full::new(bytes.clone())),
+            None => body
+                .take()
+                .expect("a call that is not retried is sent once"),
+        };
+        let mut request = http::Request::builder()
+            .method(parts.method.clone())
+            .uri(parts.uri.clone())
+            .version(parts.version)
+            .body(body)?;
+        *request.headers_mut() = parts.headers.clone();
+        request.headers_mut().insert(
+            "grpc-timeout",
+            http::HeaderValue::from_str(&deadline::format_grpc_timeout(remaining))?,
+        );
+
+        let sent = tokio::time::timeout(remaining, async {
+            std::future::poll_fn(|cx| tower::Service::poll_ready(&mut channel, cx)).await?;
+            tower::Service::call(&mut channel, request).await
+        })
+        .await;
+        let outcome = match sent {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                return Err(Box::new(tonic::Status::deadline_exceeded(
+                    "deadline exceeded waiting for the response",
+                )));
+            }
+        };
+        let retryable = match &outcome {
+            Ok(response) => status_code(response.headers()) == tonic::Code::Unavailable,
+            // Connection refused or reset: the request may not have reached
+            // the server, and the method is safe to repeat anyway.
+            Err(_) => true,
+        };
+        if !retryable || attempt >= attempts {
+            span.record("attempts", i64::from(attempt));
+            return outcome.map_err(Into::into);
+        }
+        let pause =
+            backoff(&policy, attempt).min(deadline.saturating_duration_since(Instant::now()));
+        tracing::debug!(attempt, ?pause, "retrying after UNAVAILABLE");
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Whether the contract marks `path` ("/pkg.Service/Method") as safe to retry.
+pub fn is_idempotent(path: &str) -> bool {
+    crate::contracts::is_idempotent(path)
+}
+
+/// The gRPC code an error of the call stack stands for.
+fn status_of(error: &(dyn std::error::Error + 'static)) -> tonic::Code {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if let Some(status) = error.downcast_ref::<tonic::Status>() {
+            return status.code();
+        }
+        source = error.source();
+    }
+    tonic::Code::Unavailable
+}
+
+fn backoff(policy: &ClientPolicy, attempt: u32) -> Duration {
+    let cap = policy.base_backoff.saturating_mul(1 << attempt.min(10));
+    cap.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_comes_from_the_contracts() {
+        assert!(is_idempotent(
+            "/meshwork.finance.account.v1.AccountService/GetAccount"
+        ));
+        assert!(is_idempotent(
+            "/meshwork.finance.account.v1.AccountService/Deposit"
+        ));
+        assert!(!is_idempotent(
+            "/meshwork.finance.account.v1.AccountService/NoSuchMethod"
+        ));
+    }
+
+    #[test]
+    fn backoff_stays_under_its_doubling_cap() {
+        let policy = ClientPolicy::default();
+        for attempt in 1..6 {
+            assert!(backoff(&policy, attempt) <= policy.base_backoff * (1 << attempt));
+        }
+    }
+}

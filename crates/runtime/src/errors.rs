@@ -1,0 +1,150 @@
+//! `tonic::Status` with `google.rpc` error details, built one way everywhere.
+//!
+//! Each service has its own error enum and one `From<Error> for Status` that
+//! calls these builders, so clients always get the same shapes: field
+//! violations for bad input, a precondition failure and a stable `ErrorInfo`
+//! reason for refused state changes, resource info for unknown ids. Internal
+//! details are logged here and never sent.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The `ErrorInfo.domain` of every Meshwork error.
+pub const DOMAIN: &str = "meshwork.dev";
+
+/// One bad field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Path of the field in the request, e.g. `amount.amount_minor`.
+    pub field: String,
+    /// What is wrong with it, for the developer calling the API.
+    pub description: String,
+}
+
+impl Violation {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// INVALID_ARGUMENT with a `BadRequest` listing every violation.
+pub fn invalid_argument(violations: &[Violation]) -> Status {
+    let message = match violations {
+        [one] => format!("invalid {}: {}", one.field, one.description),
+        many => format!("{} invalid fields", many.len()),
+    };
+    let mut details = ErrorDetails::with_bad_request(
+        violations
+            .iter()
+            .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
+            .collect::<Vec<_>>(),
+    );
+    details.set_error_info("INVALID_ARGUMENT", DOMAIN, []);
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// NOT_FOUND with `ResourceInfo`.
+pub fn not_found(resource_type: &str, name: &str) -> Status {
+    let mut details = ErrorDetails::with_resource_info(resource_type, name, "", "not found");
+    details.set_error_info(
+        "NOT_FOUND",
+        DOMAIN,
+        [("resource_type".to_owned(), resource_type.to_owned())],
+    );
+    Status::with_error_details(
+        Code::NotFound,
+        format!("{resource_type} {name} not found"),
+        details,
+    )
+}
+
+/// FAILED_PRECONDITION with a `PreconditionFailure` and a stable `reason`.
+pub fn failed_precondition(reason: &str, subject: &str, description: &str) -> Status {
+    let mut details =
+        ErrorDetails::with_precondition_failure_violation(reason, subject, description);
+    details.set_error_info(reason, DOMAIN, []);
+    Status::with_error_details(Code::FailedPrecondition, description, details)
+}
+
+/// ALREADY_EXISTS with a stable `reason`.
+pub fn already_exists(reason: &str, description: &str) -> Status {
+    let details = ErrorDetails::with_error_info(reason, DOMAIN, []);
+    Status::with_error_details(Code::AlreadyExists, description, details)
+}
+
+/// ABORTED (a conflict the client may retry) with a stable `reason`.
+pub fn aborted(reason: &str, description: &str) -> Status {
+    let details = ErrorDetails::with_error_info(reason, DOMAIN, []);
+    Status::with_error_details(Code::Aborted, description, details)
+}
+
+/// UNAVAILABLE: a dependency is down; the client may retry.
+pub fn unavailable(dependency: &str, error: &dyn std::fmt::Display) -> Status {
+    tracing::warn!(dependency, %error, "dependency unavailable");
+    let mut details = ErrorDetails::with_error_info(
+        "DEPENDENCY_UNAVAILABLE",
+        DOMAIN,
+        [("dependency".to_owned(), dependency.to_owned())],
+    );
+    details.set_retry_info(Some(std::time::Duration::from_millis(200)));
+    Status::with_error_details(
+        Code::Unavailable,
+        format!("{dependency} is unavailable"),
+        details,
+    )
+}
+
+/// INTERNAL: logs the error with the trace, sends only a generic message.
+pub fn internal(error: &dyn std::fmt::Display) -> Status {
+    tracing::error!(%error, "internal error");
+    Status::with_error_details(
+        Code::Internal,
+        "internal error",
+        ErrorDetails::with_error_info("INTERNAL", DOMAIN, []),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_every_field_violation() {
+        let status = invalid_argument(&[
+            Violation::new("currency", "must be 3 letters"),
+            Violation::new("owner_id", "required"),
+        ]);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["currency", "owner_id"]);
+    }
+
+    #[test]
+    fn failed_precondition_has_reason_and_violation() {
+        let status = failed_precondition("ACCOUNT_FROZEN", "accounts/acc_1", "account is frozen");
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "ACCOUNT_FROZEN");
+        assert_eq!(
+            details.precondition_failure().unwrap().violations[0].subject,
+            "accounts/acc_1"
+        );
+    }
+
+    #[test]
+    fn internal_hides_the_cause() {
+        let status = internal(&"password=hunter2 in connection string");
+        assert_eq!(status.message(), "internal error");
+    }
+}

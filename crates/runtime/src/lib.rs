@@ -1,0 +1,40 @@
+//! What every Meshwork service shares, written once.
+//!
+//! A service crate builds its domain on top of these pieces and never
+//! re-implements them:
+//! - [`config`]: flags with `MESHWORK_*` environment fallbacks;
+//! - [`contracts`]: which methods exist and which may be retried;
+//! - [`telemetry`]: `tracing` + OpenTelemetry (OTLP from `OTEL_*`), W3C
+//!   propagation, JSON logs carrying trace ids;
+//! - [`metrics`]: RED metrics per RPC, exposed in Prometheus text format;
+//! - [`server`]: the gRPC server bootstrap (health, reflection, limits, the
+//!   server trace layer, graceful shutdown);
+//! - [`client`]: channels to other services with the client trace layer,
+//!   deadline propagation and retries of idempotent methods;
+//! - [`deadline`]: the caller's deadline, carried across hops as `grpc-timeout`;
+//! - [`health`]: dependency-aware `grpc.health.v1` statuses;
+//! - [`db`], [`idempotency`], [`cache`]: storage, request-id claims, the
+//!   multi-level cache;
+//! - [`storage`]: a service's database and cache, opened one way;
+//! - [`errors`]: `tonic::Status` with `google.rpc` details;
+//! - [`shutdown`]: one cancellation signal for the whole process.
+
+pub mod cache;
+pub mod client;
+pub mod config;
+pub mod contracts;
+pub mod db;
+pub mod deadline;
+pub mod errors;
+pub mod health;
+pub mod idempotency;
+pub mod metrics;
+pub mod propagation;
+pub mod server;
+pub mod shutdown;
+pub mod storage;
+pub mod telemetry;
+pub mod time;
+
+/// The boxed error type used at start-up boundaries.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs meshwork-bench on both backends and rewrites the results section of
+# BENCHMARKS.md. Usage: scripts/bench.sh [seconds] [concurrency]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-5}"
+concurrency="${2:-32}"
+export MESHWORK_TEST_DATABASE_URL="${MESHWORK_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export MESHWORK_TEST_REDIS_URL="${MESHWORK_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+export MESHWORK_LOG=warn
+cargo build --release --locked -p meshwork-bench
+bin=target/release/meshwork-bench
+embedded=$("$bin" --seconds "$seconds" --concurrency "$concurrency")
+servers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers | tail -n +3)
+{
+  sed '/^<!-- results -->$/q' BENCHMARKS.md
+  echo
+  echo "Run $(date -u +%Y-%m-%d) on $(nproc) cores, ${seconds}s per row, ${concurrency} concurrent clients, release build:"
+  echo
+  echo "$embedded"
+  echo "$servers"
+} > BENCHMARKS.md.new
+mv BENCHMARKS.md.new BENCHMARKS.md
+echo "BENCHMARKS.md updated"

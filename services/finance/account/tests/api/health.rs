@@ -1,0 +1,75 @@
+//! grpc.health.v1 follows the database, and goes NOT_SERVING on shutdown.
+
+use finance_account::{MIGRATOR, SERVICE_NAME, register};
+use meshwork_runtime::storage::Storage;
+use meshwork_testkit::{Backend, TcpProxy, TestServer, on_each_backend, target_of, with_host_port};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::support::*;
+
+async fn status(server: &TestServer, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(server.plain_channel().await);
+    match health
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+    {
+        Ok(response) => response.into_inner().status(),
+        Err(_) => ServingStatus::Unknown,
+    }
+}
+
+on_each_backend!(async fn serving_until_shutdown_starts(backend) {
+    let h = start(&backend).await;
+    let mut health = HealthClient::new(h.server.plain_channel().await);
+    let check = |service: &'static str| {
+        let mut health = health.clone();
+        async move { health.check(HealthCheckRequest { service: service.into() }).await.map(|r| r.into_inner().status()).ok() }
+    };
+    assert!(eventually(|| async { check(SERVICE_NAME).await == Some(ServingStatus::Serving) }).await);
+    assert!(eventually(|| async { check("").await == Some(ServingStatus::Serving) }).await);
+
+    h.server.begin_shutdown();
+    // Within the shutdown grace the server still answers, and says NOT_SERVING.
+    let not_serving = eventually(|| async { check(SERVICE_NAME).await == Some(ServingStatus::NotServing) }).await;
+    assert!(not_serving);
+    let overall = health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(overall.status(), ServingStatus::NotServing);
+});
+
+/// Cuts the service off from PostgreSQL through a proxy and gives it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn not_serving_while_the_database_is_unreachable() {
+    let Some(backend) = Backend::servers() else {
+        return;
+    };
+    let mut db = backend.fresh_db_config();
+    let proxy = TcpProxy::start(target_of(&db.url)).await;
+    db.url = with_host_port(&db.url, proxy.addr());
+    db.acquire_timeout = std::time::Duration::from_millis(500);
+    let storage = Storage::open(&db, &backend.fresh_cache_config(), &MIGRATOR)
+        .await
+        .unwrap();
+    let server = TestServer::start(|grpc, health| register(grpc, health, storage)).await;
+
+    assert!(
+        eventually(|| async { status(&server, SERVICE_NAME).await == ServingStatus::Serving })
+            .await
+    );
+    proxy.cut();
+    assert!(
+        eventually(|| async { status(&server, SERVICE_NAME).await == ServingStatus::NotServing })
+            .await,
+        "still SERVING without a database"
+    );
+    assert_eq!(status(&server, "").await, ServingStatus::NotServing);
+    proxy.restore();
+    assert!(
+        eventually(|| async { status(&server, SERVICE_NAME).await == ServingStatus::Serving })
+            .await,
+        "not SERVING again after the database came back"
+    );
+}

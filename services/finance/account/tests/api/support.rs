@@ -1,0 +1,152 @@
+//! What the tests share: a started service and a client, and short helpers.
+
+use finance_account::{MIGRATOR, register};
+use meshwork_proto::meshwork::finance::account::v1 as pb;
+use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_testkit::{Backend, TestServer};
+use pb::account_service_client::AccountServiceClient;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+pub type Client = AccountServiceClient<Channel>;
+
+/// One running account service and a client of it.
+pub struct Harness {
+    pub server: TestServer,
+    pub client: Client,
+}
+
+/// Starts the account service on fresh storage of `backend`.
+pub async fn start(backend: &Backend) -> Harness {
+    let storage = backend.storage(&MIGRATOR).await;
+    let server = TestServer::start(|grpc, health| register(grpc, health, storage)).await;
+    let client = AccountServiceClient::new(server.plain_channel().await);
+    Harness { server, client }
+}
+
+/// A request id nobody used.
+pub fn rid() -> String {
+    format!("req-{}", uuid::Uuid::now_v7().simple())
+}
+
+pub fn money(currency: &str, amount_minor: i64) -> Option<Money> {
+    Some(Money {
+        currency: currency.to_owned(),
+        amount_minor,
+    })
+}
+
+/// Opens a checking account of `owner` in `currency`.
+pub async fn open(client: &mut Client, owner: &str, currency: &str) -> pb::Account {
+    client
+        .create_account(pb::CreateAccountRequest {
+            request_id: rid(),
+            owner_id: owner.to_owned(),
+            currency: currency.to_owned(),
+            r#type: pb::AccountType::Checking as i32,
+        })
+        .await
+        .expect("create account")
+        .into_inner()
+        .account
+        .expect("account in response")
+}
+
+pub async fn deposit(
+    client: &mut Client,
+    account_id: &str,
+    currency: &str,
+    amount: i64,
+) -> Result<pb::Posting, tonic::Status> {
+    client
+        .deposit(pb::DepositRequest {
+            request_id: rid(),
+            account_id: account_id.to_owned(),
+            amount: money(currency, amount),
+            memo: "test deposit".to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner().posting.expect("posting"))
+}
+
+pub async fn withdraw(
+    client: &mut Client,
+    account_id: &str,
+    currency: &str,
+    amount: i64,
+) -> Result<pb::Posting, tonic::Status> {
+    client
+        .withdraw(pb::WithdrawRequest {
+            request_id: rid(),
+            account_id: account_id.to_owned(),
+            amount: money(currency, amount),
+            memo: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().posting.expect("posting"))
+}
+
+pub async fn balance(client: &mut Client, account_id: &str) -> i64 {
+    client
+        .get_balance(pb::GetBalanceRequest {
+            account_id: account_id.to_owned(),
+        })
+        .await
+        .expect("get balance")
+        .into_inner()
+        .balance
+        .and_then(|b| b.balance)
+        .expect("balance")
+        .amount_minor
+}
+
+pub async fn journal(client: &mut Client, account_id: &str) -> Vec<pb::JournalEntry> {
+    client
+        .list_journal_entries(pb::ListJournalEntriesRequest {
+            account_id: account_id.to_owned(),
+            page_size: 500,
+            page_token: String::new(),
+        })
+        .await
+        .expect("journal")
+        .into_inner()
+        .entries
+}
+
+/// The `ErrorInfo.reason` of a status.
+pub fn reason(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// The fields named by a status's `BadRequest`.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `check` up to ~5 s (bounded, never a timing assertion).
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}

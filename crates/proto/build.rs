@@ -11,7 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
+    // Directories too, so that a new contract file triggers a rebuild.
     println!("cargo:rerun-if-changed={}", root.join("google").display());
+    println!("cargo:rerun-if-changed={}", root.join("meshwork").display());
 
     let mut compiler = protox::Compiler::new([&root])?;
     compiler.include_imports(true).include_source_info(true);

@@ -57,7 +57,7 @@ async fn serve(
         let mut grpc = GrpcServer::new(args.limits());
         let mut monitor = HealthMonitor::new(reporter.clone(), args.health_interval);
         for service in &services {
-            targets::start(service, args, &mut grpc, &mut monitor).await?;
+            targets::start(service, args, &mut grpc, &mut monitor, targets, &shutdown).await?;
         }
         tasks.spawn(monitor.run(shutdown.clone()).map_ok());
         let stop = shutdown.clone();

@@ -7,9 +7,13 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, bail};
+use std::time::Duration;
+
+use meshwork_runtime::client::{self, MeshChannel};
 use meshwork_runtime::config::RuntimeArgs;
 use meshwork_runtime::health::HealthMonitor;
 use meshwork_runtime::server::GrpcServer;
+use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::storage::Storage;
 use sqlx::migrate::Migrator;
 
@@ -17,13 +21,24 @@ use sqlx::migrate::Migrator;
 pub const GATEWAY: &str = "gateway";
 
 /// Every gRPC service target.
-pub const SERVICES: &[&str] = &[finance_account::TARGET];
+pub const SERVICES: &[&str] = &[finance_account::TARGET, finance_transaction::TARGET];
 
 /// Names that stand for several targets.
 pub const GROUPS: &[(&str, &[&str])] = &[
-    ("all", &[finance_account::TARGET, GATEWAY]),
-    ("finance", &[finance_account::TARGET]),
+    (
+        "all",
+        &[
+            finance_account::TARGET,
+            finance_transaction::TARGET,
+            GATEWAY,
+        ],
+    ),
+    (
+        "finance",
+        &[finance_account::TARGET, finance_transaction::TARGET],
+    ),
     ("finance.account", &[finance_account::TARGET]),
+    ("finance.transaction", &[finance_transaction::TARGET]),
     ("gateway", &[GATEWAY]),
 ];
 
@@ -54,6 +69,7 @@ pub fn target_of_service(full_name: &str) -> Option<String> {
 pub fn migrator(target: &str) -> Option<&'static Migrator> {
     match target {
         finance_account::TARGET => Some(&finance_account::MIGRATOR),
+        finance_transaction::TARGET => Some(&finance_transaction::MIGRATOR),
         _ => None,
     }
 }
@@ -64,15 +80,49 @@ pub async fn start(
     args: &RuntimeArgs,
     grpc: &mut GrpcServer,
     health: &mut HealthMonitor,
+    served: &BTreeSet<&'static str>,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     match target {
         finance_account::TARGET => {
             let storage = open_storage(target, args).await?;
             finance_account::register(grpc, health, storage);
         }
+        finance_transaction::TARGET => {
+            let storage = open_storage(target, args).await?;
+            let deps = finance_transaction::Deps {
+                ledger: upstream(finance_account::TARGET, args, served)?,
+                ledger_policy: finance_transaction::LedgerPolicy::default(),
+                settle_interval: Duration::from_secs(2),
+                settle_after: Duration::from_secs(10),
+                shutdown: shutdown.clone(),
+            };
+            finance_transaction::register(grpc, health, storage, deps);
+        }
         other => bail!("{other} is not a gRPC service"),
     }
     Ok(())
+}
+
+/// A channel to `target`: its configured upstream, or this process's own
+/// gRPC port when it runs here (channels connect lazily, so start-up order
+/// does not matter).
+fn upstream(
+    target: &str,
+    args: &RuntimeArgs,
+    served: &BTreeSet<&'static str>,
+) -> anyhow::Result<MeshChannel> {
+    let url = match args.upstream(target) {
+        Some(url) => url,
+        None if served.contains(target) => format!("http://{}", args.grpc_addr),
+        None => bail!(
+            "{target} does not run in this process: give --upstream {target}=<grpc url> \
+             (or MESHWORK_UPSTREAM_{})",
+            target.replace('.', "_").to_uppercase()
+        ),
+    };
+    client::channel(&url, args.client_policy())
+        .map_err(|e| anyhow::anyhow!("upstream {target} at {url}: {e}"))
 }
 
 async fn open_storage(target: &str, args: &RuntimeArgs) -> anyhow::Result<Storage> {

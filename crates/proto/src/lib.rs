@@ -33,5 +33,13 @@ pub mod meshwork {
                 include!(concat!(env!("OUT_DIR"), "/meshwork.finance.account.v1.rs"));
             }
         }
+        pub mod transaction {
+            pub mod v1 {
+                include!(concat!(
+                    env!("OUT_DIR"),
+                    "/meshwork.finance.transaction.v1.rs"
+                ));
+            }
+        }
     }
 }

@@ -123,7 +123,12 @@ impl Database {
                         return Err(DbError::InvalidSchema(schema.clone()));
                     }
                     let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
-                    let set_path: Arc<str> = format!("SET search_path TO {schema}").into();
+                    // The application name shows in pg_stat_activity which
+                    // service a session belongs to.
+                    let set_path: Arc<str> = format!(
+                        "SET search_path TO {schema}; SET application_name TO 'meshwork/{schema}'"
+                    )
+                    .into();
                     let pool = options
                         .after_connect(move |conn, _| {
                             let set_path = set_path.clone();
@@ -229,14 +234,21 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 /// Whether `error` means the database could not be reached (as opposed to a
 /// query it refused): such errors become UNAVAILABLE.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
+    match error {
         sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-    )
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        // PostgreSQL's "connection exception" (08) and "operator
+        // intervention" (57, e.g. a session ended by pg_terminate_backend or
+        // a server shutting down) classes: the database went away, the
+        // request did not do anything wrong.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@
 //!   multi-level cache;
 //! - [`storage`]: a service's database and cache, opened one way;
 //! - [`errors`]: `tonic::Status` with `google.rpc` details;
-//! - [`shutdown`]: one cancellation signal for the whole process.
+//! - [`shutdown`]: one cancellation signal for the whole process;
+//! - [`validate`]: request checks gathered into field violations, shared
+//!   limits and value types (currency codes, ids).
 
 pub mod cache;
 pub mod client;
@@ -35,6 +37,7 @@ pub mod shutdown;
 pub mod storage;
 pub mod telemetry;
 pub mod time;
+pub mod validate;
 
 /// The boxed error type used at start-up boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -2,7 +2,7 @@
 //! to gRPC statuses. Reasons in `ErrorInfo` are stable: clients branch on them.
 
 use meshwork_runtime::errors::{self, Violation};
-use meshwork_runtime::{db, idempotency};
+use meshwork_runtime::{db, idempotency, validate};
 use tonic::Status;
 
 /// An account service error.
@@ -99,6 +99,12 @@ impl AccountError {
             account_id: parts.next()?.to_owned(),
             message: parts.next()?.to_owned(),
         })
+    }
+}
+
+impl From<validate::Invalid> for AccountError {
+    fn from(invalid: validate::Invalid) -> Self {
+        Self::Invalid(invalid.0)
     }
 }
 

@@ -1,0 +1,194 @@
+//! Request validation shared by every service: one [`Checks`] collector
+//! that gathers every field violation of a request (clients fix all at
+//! once), the common limits, and value types every contract uses.
+//!
+//! A failed check becomes INVALID_ARGUMENT with `google.rpc.BadRequest`
+//! field violations, through [`Invalid`].
+
+use std::fmt;
+
+use crate::errors::{self, Violation};
+
+/// Longest accepted id, owner id or request id.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest accepted freeze/unfreeze reason.
+pub const MAX_REASON_LEN: usize = 512;
+/// Longest accepted memo.
+pub const MAX_MEMO_LEN: usize = 256;
+/// Largest amount of one movement of money (10^15 minor units): far above
+/// any real movement, far enough below `i64::MAX` that no sum overflows.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
+/// Default and largest page sizes.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// See [`DEFAULT_PAGE_SIZE`].
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// An ISO 4217 alphabetic currency code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Currency(String);
+
+impl Currency {
+    /// Three upper-case ASCII letters.
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 3 && text.bytes().all(|b| b.is_ascii_uppercase()))
+            .then(|| Self(text.to_owned()))
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A new id with a type prefix; UUIDv7, so ids sort by creation time.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The violations of a request that failed its checks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request")]
+pub struct Invalid(pub Vec<Violation>);
+
+impl From<Invalid> for tonic::Status {
+    fn from(invalid: Invalid) -> Self {
+        errors::invalid_argument(&invalid.0)
+    }
+}
+
+/// Collects field violations of a request.
+#[derive(Debug, Default)]
+pub struct Checks(Vec<Violation>);
+
+impl Checks {
+    /// No violations yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a violation of `field`.
+    pub fn fail(&mut self, field: &str, description: impl Into<String>) {
+        self.0.push(Violation::new(field, description));
+    }
+
+    /// A required id-like string of at most [`MAX_ID_LEN`] characters.
+    pub fn id(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.fail(field, "is required");
+        } else if value.len() > MAX_ID_LEN {
+            self.fail(field, format!("must be at most {MAX_ID_LEN} characters"));
+        } else if value.chars().any(char::is_control) {
+            self.fail(field, "must not contain control characters");
+        }
+    }
+
+    /// A required free text of at most `max` characters.
+    pub fn text(&mut self, field: &str, value: &str, required: bool, max: usize) {
+        if required && value.trim().is_empty() {
+            self.fail(field, "is required");
+        } else if value.chars().count() > max {
+            self.fail(field, format!("must be at most {max} characters"));
+        }
+    }
+
+    /// A currency code; `None` when invalid (and recorded).
+    pub fn currency(&mut self, field: &str, value: &str) -> Option<Currency> {
+        let currency = Currency::parse(value);
+        if currency.is_none() {
+            self.fail(
+                field,
+                "must be an ISO 4217 code of three upper-case letters, e.g. EUR",
+            );
+        }
+        currency
+    }
+
+    /// A strictly positive amount no larger than [`MAX_AMOUNT_MINOR`].
+    pub fn positive_amount(&mut self, field: &str, amount_minor: i64) {
+        if amount_minor <= 0 {
+            self.fail(
+                field,
+                "must be greater than zero (minor units, e.g. 1050 for 10.50)",
+            );
+        } else if amount_minor > MAX_AMOUNT_MINOR {
+            self.fail(field, format!("must be at most {MAX_AMOUNT_MINOR}"));
+        }
+    }
+
+    /// A page size: 0 means the default; negative or over the maximum is refused.
+    pub fn page_size(&mut self, field: &str, value: i32) -> usize {
+        match usize::try_from(value) {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(n) if n <= MAX_PAGE_SIZE => n,
+            _ => {
+                self.fail(field, format!("must be between 0 and {MAX_PAGE_SIZE}"));
+                DEFAULT_PAGE_SIZE
+            }
+        }
+    }
+
+    /// A page token: empty, or an id with `prefix` from a previous page.
+    pub fn page_token(&mut self, field: &str, value: &str, prefix: &str) -> Option<String> {
+        if value.is_empty() {
+            return None;
+        }
+        if !value.starts_with(prefix) || value.len() > MAX_ID_LEN {
+            self.fail(field, "is not a token returned by this method");
+            return None;
+        }
+        Some(value.to_owned())
+    }
+
+    /// Ok when nothing failed, otherwise every violation at once.
+    pub fn finish(self) -> Result<(), Invalid> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currencies_are_three_upper_case_letters() {
+        assert!(Currency::parse("EUR").is_some());
+        for bad in ["eur", "EURO", "EU", "", "E1R"] {
+            assert!(Currency::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checks_collect_every_violation() {
+        let mut checks = Checks::new();
+        checks.id("owner_id", "");
+        checks.currency("currency", "euro");
+        checks.positive_amount("amount.amount_minor", 0);
+        checks.positive_amount("other", MAX_AMOUNT_MINOR + 1);
+        assert_eq!(checks.page_size("page_size", 501), DEFAULT_PAGE_SIZE);
+        let Err(Invalid(violations)) = checks.finish() else {
+            panic!("expected violations")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "owner_id",
+                "currency",
+                "amount.amount_minor",
+                "other",
+                "page_size"
+            ]
+        );
+        assert!(Checks::new().finish().is_ok());
+    }
+}

@@ -1,0 +1,44 @@
+-- The transfers of finance.transaction. The money is in finance.account's
+-- ledger; these rows are each transfer's life. Same SQL conventions as the
+-- ledger: integer money in minor units, integer microsecond timestamps.
+
+CREATE TABLE transfers (
+    transfer_id         TEXT PRIMARY KEY,
+    request_id          TEXT NOT NULL,
+    from_account_id     TEXT NOT NULL,
+    to_account_id       TEXT NOT NULL,
+    currency            TEXT NOT NULL,
+    amount_minor        BIGINT NOT NULL,
+    memo                TEXT NOT NULL,
+    -- PROCESSING, PENDING_REVIEW, POSTED, REJECTED, FAILED, REVERSED
+    state               TEXT NOT NULL,
+    -- The ledger's refusal, kept so that a replay answers exactly as the
+    -- first call did.
+    failure_code        TEXT NOT NULL DEFAULT '',
+    failure_reason      TEXT NOT NULL DEFAULT '',
+    failure_subject     TEXT NOT NULL DEFAULT '',
+    failure_message     TEXT NOT NULL DEFAULT '',
+    posting_id          TEXT NOT NULL DEFAULT '',
+    -- '' (none), PROCESSING (compensating posting in flight), DONE
+    reversal_state      TEXT NOT NULL DEFAULT '',
+    reversal_request_id TEXT NOT NULL DEFAULT '',
+    reversal_reason     TEXT NOT NULL DEFAULT '',
+    -- Each reversal attempt posts under its own key, so that a refused
+    -- attempt (remembered by the ledger) does not block a later one.
+    reversal_attempt    BIGINT NOT NULL DEFAULT 0,
+    reversal_posting_id TEXT NOT NULL DEFAULT '',
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL
+);
+
+CREATE INDEX transfers_by_sender ON transfers (from_account_id, transfer_id);
+CREATE INDEX transfers_by_receiver ON transfers (to_account_id, transfer_id);
+CREATE INDEX transfers_in_flight ON transfers (state, reversal_state, updated_at);
+
+-- See meshwork_runtime::idempotency.
+CREATE TABLE idempotency_keys (
+    request_id  TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    result_id   TEXT NOT NULL DEFAULT '',
+    created_at  BIGINT NOT NULL
+);

@@ -1,0 +1,181 @@
+//! The gRPC face of finance.transaction: protobuf ↔ domain conversion and
+//! validation, nothing else.
+
+use meshwork_proto::meshwork::finance::transaction::v1 as pb;
+use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::validate::{Checks, MAX_MEMO_LEN, MAX_REASON_LEN};
+use pb::transaction_service_server::TransactionService;
+use tonic::{Request, Response, Status};
+
+use crate::domain::{NewTransfer, Transfer, TransferState};
+use crate::store::ListFilter;
+use crate::workflow::Transfers;
+
+/// Implements `meshwork.finance.transaction.v1.TransactionService`.
+pub struct TransactionApi {
+    transfers: Transfers,
+}
+
+impl TransactionApi {
+    /// The service over its workflow.
+    pub fn new(transfers: Transfers) -> Self {
+        Self { transfers }
+    }
+}
+
+#[tonic::async_trait]
+impl TransactionService for TransactionApi {
+    async fn transfer(
+        &self,
+        request: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::TransferResponse>, Status> {
+        let r = request.into_inner();
+        let mut checks = Checks::new();
+        checks.id("request_id", &r.request_id);
+        checks.id("from_account_id", &r.from_account_id);
+        checks.id("to_account_id", &r.to_account_id);
+        if !r.from_account_id.is_empty() && r.from_account_id == r.to_account_id {
+            checks.fail("to_account_id", "must differ from from_account_id");
+        }
+        checks.text("memo", &r.memo, false, MAX_MEMO_LEN);
+        let currency = match &r.amount {
+            None => {
+                checks.fail("amount", "is required");
+                None
+            }
+            Some(amount) => {
+                checks.positive_amount("amount.amount_minor", amount.amount_minor);
+                checks.currency("amount.currency", &amount.currency)
+            }
+        };
+        checks.finish()?;
+        let (Some(currency), Some(amount)) = (currency, r.amount) else {
+            unreachable!("checks passed, so the amount and its currency are valid")
+        };
+        let new = NewTransfer {
+            from_account_id: r.from_account_id,
+            to_account_id: r.to_account_id,
+            currency,
+            amount_minor: amount.amount_minor,
+            memo: r.memo,
+        };
+        let transfer = self.transfers.transfer(&r.request_id, &new).await?;
+        Ok(Response::new(pb::TransferResponse {
+            transfer: Some(transfer_to_pb(&transfer)),
+        }))
+    }
+
+    async fn get_transfer(
+        &self,
+        request: Request<pb::GetTransferRequest>,
+    ) -> Result<Response<pb::GetTransferResponse>, Status> {
+        let r = request.into_inner();
+        let mut checks = Checks::new();
+        checks.id("transfer_id", &r.transfer_id);
+        checks.finish()?;
+        let transfer = self.transfers.store().get(&r.transfer_id).await?;
+        Ok(Response::new(pb::GetTransferResponse {
+            transfer: Some(transfer_to_pb(&transfer)),
+        }))
+    }
+
+    async fn list_transfers(
+        &self,
+        request: Request<pb::ListTransfersRequest>,
+    ) -> Result<Response<pb::ListTransfersResponse>, Status> {
+        let r = request.into_inner();
+        let mut checks = Checks::new();
+        if !r.account_id.is_empty() {
+            checks.id("account_id", &r.account_id);
+        }
+        let page_size = checks.page_size("page_size", r.page_size);
+        let after = checks.page_token("page_token", &r.page_token, "trf_");
+        let start = r.start_time.as_ref().map(micros);
+        let end = r.end_time.as_ref().map(micros);
+        if let (Some(start), Some(end)) = (start, end)
+            && start > end
+        {
+            checks.fail("end_time", "must not be before start_time");
+        }
+        checks.finish()?;
+        let filter = ListFilter {
+            account_id: r.account_id,
+            start,
+            end,
+        };
+        let mut transfers = self
+            .transfers
+            .store()
+            .list(&filter, after.as_deref(), page_size + 1)
+            .await?;
+        let next_page_token = if transfers.len() > page_size {
+            transfers.truncate(page_size);
+            transfers.last().map(|t| t.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListTransfersResponse {
+            transfers: transfers.iter().map(transfer_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn reverse_transfer(
+        &self,
+        request: Request<pb::ReverseTransferRequest>,
+    ) -> Result<Response<pb::ReverseTransferResponse>, Status> {
+        let r = request.into_inner();
+        let mut checks = Checks::new();
+        checks.id("request_id", &r.request_id);
+        checks.id("transfer_id", &r.transfer_id);
+        checks.text("reason", &r.reason, true, MAX_REASON_LEN);
+        checks.finish()?;
+        let transfer = self
+            .transfers
+            .reverse(&r.request_id, &r.transfer_id, &r.reason)
+            .await?;
+        Ok(Response::new(pb::ReverseTransferResponse {
+            transfer: Some(transfer_to_pb(&transfer)),
+        }))
+    }
+}
+
+/// A timestamp in microseconds since the epoch (saturating).
+fn micros(at: &prost_types::Timestamp) -> i64 {
+    at.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(at.nanos) / 1_000)
+}
+
+fn transfer_to_pb(transfer: &Transfer) -> pb::Transfer {
+    let details = &transfer.details;
+    pb::Transfer {
+        transfer_id: transfer.id.clone(),
+        from_account_id: details.from_account_id.clone(),
+        to_account_id: details.to_account_id.clone(),
+        amount: Some(Money {
+            currency: details.currency.to_string(),
+            amount_minor: details.amount_minor,
+        }),
+        memo: details.memo.clone(),
+        state: match transfer.state {
+            TransferState::Processing => pb::TransferState::Processing,
+            TransferState::PendingReview => pb::TransferState::PendingReview,
+            TransferState::Posted => pb::TransferState::Posted,
+            TransferState::Rejected => pb::TransferState::Rejected,
+            TransferState::Failed => pb::TransferState::Failed,
+            TransferState::Reversed => pb::TransferState::Reversed,
+        } as i32,
+        failure_reason: transfer
+            .refusal
+            .as_ref()
+            .map(|r| r.reason.clone())
+            .unwrap_or_default(),
+        posting_id: transfer.posting_id.clone(),
+        reversal_posting_id: transfer.reversal.posting_id.clone(),
+        reversal_reason: transfer.reversal.reason.clone(),
+        create_time: Some(to_timestamp(transfer.created_at)),
+        update_time: Some(to_timestamp(transfer.updated_at)),
+    }
+}

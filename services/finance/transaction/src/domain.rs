@@ -1,0 +1,293 @@
+//! Transfers and the rules of their life: pure, no transport or storage.
+//!
+//! ```text
+//! PROCESSING ──posted──▶ POSTED ──reversed──▶ REVERSED
+//!     │
+//!     └──refused by the ledger──▶ FAILED
+//! ```
+//! (PENDING_REVIEW and REJECTED belong to risk control's decisions.) A
+//! transfer in PROCESSING has a posting on its way to the ledger whose outcome
+//! is not known yet; only the ledger's answer moves it on, so it is never
+//! applied twice and never left half-done.
+
+pub use meshwork_runtime::validate::{Currency, new_id};
+
+use crate::error::TransactionError;
+
+/// Where a transfer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferState {
+    /// Posting in flight, outcome unknown.
+    Processing,
+    /// Held for review by risk control.
+    PendingReview,
+    /// Applied to both accounts.
+    Posted,
+    /// Stopped by risk control.
+    Rejected,
+    /// Refused by the ledger.
+    Failed,
+    /// Posted, then compensated.
+    Reversed,
+}
+
+impl TransferState {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "PROCESSING",
+            Self::PendingReview => "PENDING_REVIEW",
+            Self::Posted => "POSTED",
+            Self::Rejected => "REJECTED",
+            Self::Failed => "FAILED",
+            Self::Reversed => "REVERSED",
+        }
+    }
+
+    /// The stored form back.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "PROCESSING" => Self::Processing,
+            "PENDING_REVIEW" => Self::PendingReview,
+            "POSTED" => Self::Posted,
+            "REJECTED" => Self::Rejected,
+            "FAILED" => Self::Failed,
+            "REVERSED" => Self::Reversed,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a transfer's reversal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReversalState {
+    /// Not reversed (or the last attempt was refused).
+    None,
+    /// The compensating posting is in flight.
+    Processing,
+    /// Compensated.
+    Done,
+}
+
+impl ReversalState {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Processing => "PROCESSING",
+            Self::Done => "DONE",
+        }
+    }
+
+    /// The stored form back.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "" => Self::None,
+            "PROCESSING" => Self::Processing,
+            "DONE" => Self::Done,
+            _ => return None,
+        })
+    }
+}
+
+/// A refusal by the ledger, kept as it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The gRPC code's name: NOT_FOUND, FAILED_PRECONDITION or INVALID_ARGUMENT.
+    pub code: String,
+    /// The stable reason, e.g. INSUFFICIENT_FUNDS.
+    pub reason: String,
+    /// What it is about, e.g. "accounts/acc_...".
+    pub subject: String,
+    /// The ledger's message.
+    pub message: String,
+}
+
+/// A validated transfer request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransfer {
+    /// Debited.
+    pub from_account_id: String,
+    /// Credited.
+    pub to_account_id: String,
+    /// Currency of the amount.
+    pub currency: Currency,
+    /// Positive, in minor units.
+    pub amount_minor: i64,
+    /// Caller's text.
+    pub memo: String,
+}
+
+/// The reversal side of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reversal {
+    /// Where it is.
+    pub state: ReversalState,
+    /// The request that asked for it.
+    pub request_id: String,
+    /// Why.
+    pub reason: String,
+    /// How many reversals were started (the current one's number).
+    pub attempt: i64,
+    /// The compensating posting, once done.
+    pub posting_id: String,
+}
+
+/// A transfer as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// `trf_...`, time-ordered.
+    pub id: String,
+    /// The request that created it.
+    pub request_id: String,
+    /// What was asked.
+    pub details: NewTransfer,
+    /// Where it is.
+    pub state: TransferState,
+    /// Why the ledger refused it, when FAILED.
+    pub refusal: Option<Refusal>,
+    /// The ledger posting, once POSTED.
+    pub posting_id: String,
+    /// Its reversal.
+    pub reversal: Reversal,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+    /// Microseconds since the epoch.
+    pub updated_at: i64,
+}
+
+impl Transfer {
+    /// The ledger key of the transfer's posting: its id.
+    pub fn posting_key(&self) -> &str {
+        &self.id
+    }
+
+    /// The ledger key of the current reversal attempt.
+    pub fn reversal_key(&self) -> String {
+        format!("{}.reversal.{}", self.id, self.reversal.attempt)
+    }
+
+    /// What a reversal request for this transfer should do.
+    pub fn reversal_step(&self, request_id: &str) -> Result<ReversalStep, TransactionError> {
+        match (self.state, self.reversal.state) {
+            (TransferState::Reversed, _) if self.reversal.request_id == request_id => {
+                Ok(ReversalStep::Done)
+            }
+            (TransferState::Reversed, _) => Err(TransactionError::AlreadyReversed(self.id.clone())),
+            (TransferState::Posted, ReversalState::Processing)
+                if self.reversal.request_id == request_id =>
+            {
+                Ok(ReversalStep::Resume)
+            }
+            (TransferState::Posted, ReversalState::Processing) => {
+                Err(TransactionError::ReversalInProgress(self.id.clone()))
+            }
+            (TransferState::Posted, _) => Ok(ReversalStep::Start),
+            (state, _) => Err(TransactionError::NotPosted {
+                transfer_id: self.id.clone(),
+                state: state.as_str(),
+            }),
+        }
+    }
+}
+
+/// The next move of a reversal request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReversalStep {
+    /// Start a new attempt.
+    Start,
+    /// This request's attempt is in flight: drive it on.
+    Resume,
+    /// This request reversed it already.
+    Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfer(state: TransferState, reversal: ReversalState, by: &str) -> Transfer {
+        Transfer {
+            id: "trf_1".into(),
+            request_id: "r1".into(),
+            details: NewTransfer {
+                from_account_id: "acc_a".into(),
+                to_account_id: "acc_b".into(),
+                currency: Currency::parse("EUR").unwrap(),
+                amount_minor: 10,
+                memo: String::new(),
+            },
+            state,
+            refusal: None,
+            posting_id: String::new(),
+            reversal: Reversal {
+                state: reversal,
+                request_id: by.into(),
+                reason: String::new(),
+                attempt: 1,
+                posting_id: String::new(),
+            },
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for state in [
+            TransferState::Processing,
+            TransferState::PendingReview,
+            TransferState::Posted,
+            TransferState::Rejected,
+            TransferState::Failed,
+            TransferState::Reversed,
+        ] {
+            assert_eq!(TransferState::parse(state.as_str()), Some(state));
+        }
+        for state in [
+            ReversalState::None,
+            ReversalState::Processing,
+            ReversalState::Done,
+        ] {
+            assert_eq!(ReversalState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(TransferState::parse("posted"), None);
+    }
+
+    #[test]
+    fn a_transfer_is_reversed_at_most_once() {
+        use ReversalState as R;
+        use TransferState as S;
+        assert_eq!(
+            transfer(S::Posted, R::None, "").reversal_step("x").ok(),
+            Some(ReversalStep::Start)
+        );
+        assert_eq!(
+            transfer(S::Posted, R::Processing, "x")
+                .reversal_step("x")
+                .ok(),
+            Some(ReversalStep::Resume)
+        );
+        assert!(matches!(
+            transfer(S::Posted, R::Processing, "x").reversal_step("y"),
+            Err(TransactionError::ReversalInProgress(_))
+        ));
+        assert_eq!(
+            transfer(S::Reversed, R::Done, "x").reversal_step("x").ok(),
+            Some(ReversalStep::Done)
+        );
+        assert!(matches!(
+            transfer(S::Reversed, R::Done, "x").reversal_step("y"),
+            Err(TransactionError::AlreadyReversed(_))
+        ));
+        for state in [S::Processing, S::Failed, S::PendingReview, S::Rejected] {
+            assert!(matches!(
+                transfer(state, R::None, "").reversal_step("x"),
+                Err(TransactionError::NotPosted { .. })
+            ));
+        }
+        let t = transfer(S::Posted, R::Processing, "x");
+        assert_eq!(t.reversal_key(), "trf_1.reversal.1");
+        assert_eq!(t.posting_key(), "trf_1");
+    }
+}

@@ -1,0 +1,166 @@
+//! The ledger (finance.account) as this service needs it: post a transfer
+//! and learn its outcome.
+//!
+//! A posting is idempotent by its key, so asking again is always safe: an
+//! answer that got lost (timeout, dropped connection, the ledger restarting)
+//! is asked for again with the same key until the ledger says either
+//! "posted" or "refused", or the caller's time runs out. Only those two
+//! answers are outcomes; everything else leaves the outcome unknown.
+
+use std::time::{Duration, Instant};
+
+use meshwork_proto::meshwork::finance::account::v1 as pb;
+use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_runtime::client::MeshChannel;
+use meshwork_runtime::deadline;
+use pb::account_service_client::AccountServiceClient;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::domain::{NewTransfer, Refusal};
+
+/// Which way a posting moves the money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// from → to: the transfer itself.
+    Forward,
+    /// to → from: its compensation.
+    Reverse,
+}
+
+/// What the ledger said about a posting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied (now or by an earlier attempt); the posting's id.
+    Posted(String),
+    /// Refused; nothing moved, and the ledger remembers the refusal.
+    Refused(Refusal),
+    /// No answer could be had; why.
+    Unknown(String),
+}
+
+/// How hard to try for an answer.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerPolicy {
+    /// Deadline of one attempt (shortened to the caller's own deadline).
+    pub attempt_timeout: Duration,
+    /// Attempts before giving up with [`Outcome::Unknown`].
+    pub attempts: u32,
+    /// First pause between attempts; doubles, with jitter.
+    pub backoff: Duration,
+}
+
+impl Default for LedgerPolicy {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: Duration::from_secs(2),
+            attempts: 4,
+            backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A client of the ledger.
+#[derive(Clone)]
+pub struct Ledger {
+    client: AccountServiceClient<MeshChannel>,
+    policy: LedgerPolicy,
+}
+
+impl Ledger {
+    /// The ledger behind `channel`.
+    pub fn new(channel: MeshChannel, policy: LedgerPolicy) -> Self {
+        Self {
+            client: AccountServiceClient::new(channel),
+            policy,
+        }
+    }
+
+    /// Posts `transfer` (or its reversal) under `key` and learns the outcome.
+    pub async fn post(&self, key: &str, transfer: &NewTransfer, direction: Direction) -> Outcome {
+        let (from, to, kind) = match direction {
+            Direction::Forward => (
+                &transfer.from_account_id,
+                &transfer.to_account_id,
+                pb::TransferKind::Transfer,
+            ),
+            Direction::Reverse => (
+                &transfer.to_account_id,
+                &transfer.from_account_id,
+                pb::TransferKind::Reversal,
+            ),
+        };
+        let request = pb::PostTransferRequest {
+            transfer_id: key.to_owned(),
+            from_account_id: from.clone(),
+            to_account_id: to.clone(),
+            amount: Some(Money {
+                currency: transfer.currency.to_string(),
+                amount_minor: transfer.amount_minor,
+            }),
+            memo: transfer.memo.clone(),
+            kind: kind as i32,
+        };
+        let caller_deadline = deadline::current();
+        let mut last = String::from("no attempt made");
+        for attempt in 0..self.policy.attempts.max(1) {
+            let attempt_deadline = Instant::now() + self.policy.attempt_timeout;
+            let bound = match caller_deadline {
+                Some(caller) if caller <= Instant::now() => break,
+                Some(caller) => caller.min(attempt_deadline),
+                None => attempt_deadline,
+            };
+            let mut client = self.client.clone();
+            let answer = deadline::scope(Some(bound), client.post_transfer(request.clone())).await;
+            match answer {
+                Ok(response) => {
+                    let posting = response.into_inner().posting.unwrap_or_default();
+                    return Outcome::Posted(posting.posting_id);
+                }
+                Err(status) => match refusal(&status) {
+                    Some(refused) => return Outcome::Refused(refused),
+                    None => {
+                        tracing::warn!(key, attempt, code = ?status.code(), message = status.message(), "posting outcome not known yet");
+                        last = format!("{:?}: {}", status.code(), status.message());
+                    }
+                },
+            }
+            let pause = self.policy.backoff * 2u32.saturating_pow(attempt);
+            tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+        }
+        Outcome::Unknown(last)
+    }
+}
+
+/// The ledger's definite "no": the account is missing, or its state, funds
+/// or currency decided against the posting (or the request itself was bad).
+/// Every other status (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, ABORTED,
+/// INTERNAL, ...) says nothing about whether the posting happened.
+fn refusal(status: &tonic::Status) -> Option<Refusal> {
+    let code = match status.code() {
+        Code::NotFound => "NOT_FOUND",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        _ => return None,
+    };
+    let details = status.get_error_details();
+    let reason = details
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_else(|| code.to_owned());
+    let subject = details
+        .precondition_failure()
+        .and_then(|failure| failure.violations.first().map(|v| v.subject.clone()))
+        .or_else(|| {
+            details
+                .resource_info()
+                .map(|info| info.resource_name.clone())
+        })
+        .unwrap_or_default();
+    Some(Refusal {
+        code: code.to_owned(),
+        reason,
+        subject,
+        message: status.message().to_owned(),
+    })
+}

@@ -1,0 +1,357 @@
+//! The transfers table, one SQL text for SQLite and PostgreSQL, returning
+//! domain types.
+//!
+//! Every state change is a guarded `UPDATE ... WHERE state = <expected>`, so
+//! two workers settling the same transfer (a client's retry and the
+//! background settler) cannot both move it: the second finds nothing to do
+//! and reads what the first wrote.
+
+use meshwork_runtime::db::Database;
+use meshwork_runtime::idempotency::{self, Claim};
+use meshwork_runtime::time::now_micros;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::domain::{
+    Currency, NewTransfer, Refusal, Reversal, ReversalState, ReversalStep, Transfer, TransferState,
+    new_id,
+};
+use crate::error::TransactionError;
+
+macro_rules! transfer_columns {
+    () => {
+        "transfer_id, request_id, from_account_id, to_account_id, currency, amount_minor, memo, state, \
+         failure_code, failure_reason, failure_subject, failure_message, posting_id, reversal_state, \
+         reversal_request_id, reversal_reason, reversal_attempt, reversal_posting_id, created_at, updated_at"
+    };
+}
+
+/// A filter of [`Store::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Sent or received by this account; all when empty.
+    pub account_id: String,
+    /// Created at or after (microseconds); no bound when `None`.
+    pub start: Option<i64>,
+    /// Created before (microseconds); no bound when `None`.
+    pub end: Option<i64>,
+}
+
+/// The service's tables.
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// A store over the service's (migrated) database.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Accepts a transfer once per request id: a new one is stored
+    /// PROCESSING; a repeated request id gets the transfer it created.
+    pub async fn open(
+        &self,
+        request_id: &str,
+        new: &NewTransfer,
+    ) -> Result<Transfer, TransactionError> {
+        let amount = new.amount_minor.to_string();
+        let fingerprint = idempotency::fingerprint(&[
+            "transfer",
+            &new.from_account_id,
+            &new.to_account_id,
+            new.currency.as_str(),
+            &amount,
+            &new.memo,
+        ]);
+        let now = now_micros();
+        let mut tx = self.db.pool().begin().await?;
+        if let Claim::Replay(id) =
+            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
+        {
+            let transfer = fetch(&mut tx, &id).await?.ok_or_else(|| missing(&id))?;
+            tx.commit().await?;
+            return Ok(transfer);
+        }
+        let transfer = Transfer {
+            id: new_id("trf"),
+            request_id: request_id.to_owned(),
+            details: new.clone(),
+            state: TransferState::Processing,
+            refusal: None,
+            posting_id: String::new(),
+            reversal: Reversal {
+                state: ReversalState::None,
+                request_id: String::new(),
+                reason: String::new(),
+                attempt: 0,
+                posting_id: String::new(),
+            },
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO transfers (transfer_id, request_id, from_account_id, to_account_id, currency, \
+             amount_minor, memo, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&transfer.id)
+        .bind(request_id)
+        .bind(&new.from_account_id)
+        .bind(&new.to_account_id)
+        .bind(new.currency.as_str())
+        .bind(new.amount_minor)
+        .bind(&new.memo)
+        .bind(transfer.state.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        idempotency::record_result(&mut tx, request_id, &transfer.id).await?;
+        tx.commit().await?;
+        Ok(transfer)
+    }
+
+    /// One transfer.
+    pub async fn get(&self, transfer_id: &str) -> Result<Transfer, TransactionError> {
+        let mut conn = self.db.pool().acquire().await?;
+        fetch(&mut conn, transfer_id)
+            .await?
+            .ok_or_else(|| TransactionError::NotFound(transfer_id.to_owned()))
+    }
+
+    /// Transfers matching `filter` after `after` (by id, i.e. creation
+    /// order), at most `limit`.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, TransactionError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            transfer_columns!(),
+            " FROM transfers WHERE ($1 = '' OR from_account_id = $1 OR to_account_id = $1) \
+             AND created_at >= $2 AND created_at < $3 AND transfer_id > $4 ORDER BY transfer_id LIMIT $5"
+        ))
+        .bind(&filter.account_id)
+        .bind(filter.start.unwrap_or(i64::MIN))
+        .bind(filter.end.unwrap_or(i64::MAX))
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// PROCESSING → POSTED; a no-op when someone else settled it first.
+    pub async fn mark_posted(
+        &self,
+        transfer_id: &str,
+        posting_id: &str,
+    ) -> Result<Transfer, TransactionError> {
+        sqlx::query(
+            "UPDATE transfers SET state = 'POSTED', posting_id = $1, updated_at = $2 \
+             WHERE transfer_id = $3 AND state = 'PROCESSING'",
+        )
+        .bind(posting_id)
+        .bind(now_micros())
+        .bind(transfer_id)
+        .execute(self.db.pool())
+        .await?;
+        self.get(transfer_id).await
+    }
+
+    /// PROCESSING → FAILED with the ledger's refusal; a no-op when someone
+    /// else settled it first.
+    pub async fn mark_failed(
+        &self,
+        transfer_id: &str,
+        refusal: &Refusal,
+    ) -> Result<Transfer, TransactionError> {
+        sqlx::query(
+            "UPDATE transfers SET state = 'FAILED', failure_code = $1, failure_reason = $2, \
+             failure_subject = $3, failure_message = $4, updated_at = $5 \
+             WHERE transfer_id = $6 AND state = 'PROCESSING'",
+        )
+        .bind(&refusal.code)
+        .bind(&refusal.reason)
+        .bind(&refusal.subject)
+        .bind(&refusal.message)
+        .bind(now_micros())
+        .bind(transfer_id)
+        .execute(self.db.pool())
+        .await?;
+        self.get(transfer_id).await
+    }
+
+    /// Claims `request_id` for reversing `transfer_id` and decides the next
+    /// step; a new attempt is marked PROCESSING in the same transaction. A
+    /// request that is refused here leaves no claim behind.
+    pub async fn begin_reversal(
+        &self,
+        request_id: &str,
+        transfer_id: &str,
+        reason: &str,
+    ) -> Result<(Transfer, ReversalStep), TransactionError> {
+        let fingerprint = idempotency::fingerprint(&["reverse", transfer_id, reason]);
+        let now = now_micros();
+        let mut tx = self.db.pool().begin().await?;
+        // New or replayed, the transfer's own state decides what to do.
+        idempotency::claim(&mut tx, request_id, &fingerprint, now).await?;
+        let transfer = fetch(&mut tx, transfer_id)
+            .await?
+            .ok_or_else(|| TransactionError::NotFound(transfer_id.to_owned()))?;
+        let step = transfer.reversal_step(request_id)?;
+        if step == ReversalStep::Start {
+            let started = sqlx::query(
+                "UPDATE transfers SET reversal_state = 'PROCESSING', reversal_request_id = $1, \
+                 reversal_reason = $2, reversal_attempt = reversal_attempt + 1, updated_at = $3 \
+                 WHERE transfer_id = $4 AND state = 'POSTED' AND reversal_state = ''",
+            )
+            .bind(request_id)
+            .bind(reason)
+            .bind(now)
+            .bind(transfer_id)
+            .execute(&mut *tx)
+            .await?;
+            if started.rows_affected() != 1 {
+                return Err(TransactionError::ReversalInProgress(transfer_id.to_owned()));
+            }
+        }
+        idempotency::record_result(&mut tx, request_id, transfer_id).await?;
+        let transfer = fetch(&mut tx, transfer_id)
+            .await?
+            .ok_or_else(|| missing(transfer_id))?;
+        tx.commit().await?;
+        Ok((transfer, step))
+    }
+
+    /// Reversal attempt `attempt` posted: POSTED → REVERSED.
+    pub async fn finish_reversal(
+        &self,
+        transfer_id: &str,
+        attempt: i64,
+        posting_id: &str,
+    ) -> Result<Transfer, TransactionError> {
+        sqlx::query(
+            "UPDATE transfers SET state = 'REVERSED', reversal_state = 'DONE', reversal_posting_id = $1, \
+             updated_at = $2 WHERE transfer_id = $3 AND reversal_state = 'PROCESSING' AND reversal_attempt = $4",
+        )
+        .bind(posting_id)
+        .bind(now_micros())
+        .bind(transfer_id)
+        .bind(attempt)
+        .execute(self.db.pool())
+        .await?;
+        self.get(transfer_id).await
+    }
+
+    /// Reversal attempt `attempt` refused: the transfer stays POSTED and may
+    /// be reversed later (under a new attempt number). The refused request's
+    /// claim goes too, so that its retry is evaluated afresh.
+    pub async fn abandon_reversal(
+        &self,
+        transfer_id: &str,
+        attempt: i64,
+        request_id: &str,
+    ) -> Result<(), TransactionError> {
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "UPDATE transfers SET reversal_state = '', updated_at = $1 \
+             WHERE transfer_id = $2 AND reversal_state = 'PROCESSING' AND reversal_attempt = $3",
+        )
+        .bind(now_micros())
+        .bind(transfer_id)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE request_id = $1")
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Transfers or reversals left PROCESSING since before `older_than`
+    /// (microseconds), oldest first: the settler's work list.
+    pub async fn in_flight(
+        &self,
+        older_than: i64,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, TransactionError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            transfer_columns!(),
+            " FROM transfers WHERE (state = 'PROCESSING' OR reversal_state = 'PROCESSING') \
+             AND updated_at < $1 ORDER BY updated_at LIMIT $2"
+        ))
+        .bind(older_than)
+        .bind(limit as i64)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+}
+
+async fn fetch(
+    conn: &mut AnyConnection,
+    transfer_id: &str,
+) -> Result<Option<Transfer>, TransactionError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        transfer_columns!(),
+        " FROM transfers WHERE transfer_id = $1"
+    ))
+    .bind(transfer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+fn from_row(row: &AnyRow) -> Result<Transfer, TransactionError> {
+    let currency: String = row.try_get("currency")?;
+    let state: String = row.try_get("state")?;
+    let reversal_state: String = row.try_get("reversal_state")?;
+    let failure_code: String = row.try_get("failure_code")?;
+    Ok(Transfer {
+        id: row.try_get("transfer_id")?,
+        request_id: row.try_get("request_id")?,
+        details: NewTransfer {
+            from_account_id: row.try_get("from_account_id")?,
+            to_account_id: row.try_get("to_account_id")?,
+            currency: Currency::parse(&currency).ok_or_else(|| corrupt("currency", &currency))?,
+            amount_minor: row.try_get("amount_minor")?,
+            memo: row.try_get("memo")?,
+        },
+        state: TransferState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        refusal: match failure_code.is_empty() {
+            true => None,
+            false => Some(Refusal {
+                code: failure_code,
+                reason: row.try_get("failure_reason")?,
+                subject: row.try_get("failure_subject")?,
+                message: row.try_get("failure_message")?,
+            }),
+        },
+        posting_id: row.try_get("posting_id")?,
+        reversal: Reversal {
+            state: ReversalState::parse(&reversal_state)
+                .ok_or_else(|| corrupt("reversal_state", &reversal_state))?,
+            request_id: row.try_get("reversal_request_id")?,
+            reason: row.try_get("reversal_reason")?,
+            attempt: row.try_get("reversal_attempt")?,
+            posting_id: row.try_get("reversal_posting_id")?,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn corrupt(column: &str, value: &str) -> TransactionError {
+    TransactionError::Internal(format!("stored {column} is invalid: {value:?}"))
+}
+
+fn missing(id: &str) -> TransactionError {
+    TransactionError::Internal(format!("idempotency key points at missing transfer {id}"))
+}

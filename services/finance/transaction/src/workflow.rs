@@ -1,0 +1,185 @@
+//! A transfer's life, driven to an outcome: accept it, post it through the
+//! ledger, record what the ledger said. Both the RPCs and the background
+//! settler go through [`Transfers::settle`], so there is one way a transfer
+//! moves on.
+
+use std::time::Duration;
+
+use meshwork_runtime::shutdown::Shutdown;
+use meshwork_runtime::time::now_micros;
+
+use crate::domain::{NewTransfer, Refusal, ReversalState, ReversalStep, Transfer, TransferState};
+use crate::error::TransactionError;
+use crate::ledger::{Direction, Ledger, Outcome};
+use crate::store::Store;
+
+/// Transfers and their ledger.
+#[derive(Clone)]
+pub struct Transfers {
+    store: Store,
+    ledger: Ledger,
+}
+
+impl Transfers {
+    /// The workflow over its store and the ledger.
+    pub fn new(store: Store, ledger: Ledger) -> Self {
+        Self { store, ledger }
+    }
+
+    /// The store, for reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Accepts `new` once per request id and drives it to an outcome. A
+    /// replay of a finished transfer answers as the first call did; a
+    /// replay of one still PROCESSING drives it on.
+    pub async fn transfer(
+        &self,
+        request_id: &str,
+        new: &NewTransfer,
+    ) -> Result<Transfer, TransactionError> {
+        let transfer = self.store.open(request_id, new).await?;
+        let (transfer, _) = self.settle(transfer).await?;
+        outcome(transfer)
+    }
+
+    /// Reverses a POSTED transfer at most once.
+    pub async fn reverse(
+        &self,
+        request_id: &str,
+        transfer_id: &str,
+        reason: &str,
+    ) -> Result<Transfer, TransactionError> {
+        let (transfer, step) = self
+            .store
+            .begin_reversal(request_id, transfer_id, reason)
+            .await?;
+        if step == ReversalStep::Done {
+            return Ok(transfer);
+        }
+        let (transfer, refused) = self.settle(transfer).await?;
+        match (transfer.state, transfer.reversal.state, refused) {
+            (TransferState::Reversed, _, _) => Ok(transfer),
+            (_, _, Some(refusal)) => Err(TransactionError::Refused(refusal)),
+            _ => Err(TransactionError::OutcomeUnknown {
+                transfer_id: transfer.id,
+            }),
+        }
+    }
+
+    /// Moves a transfer with something in flight on as far as the ledger's
+    /// answers allow; returns it as stored afterwards, with the ledger's
+    /// refusal when one ended a step.
+    pub async fn settle(
+        &self,
+        transfer: Transfer,
+    ) -> Result<(Transfer, Option<Refusal>), TransactionError> {
+        let mut transfer = transfer;
+        if transfer.state == TransferState::Processing {
+            transfer = match self
+                .ledger
+                .post(
+                    transfer.posting_key(),
+                    &transfer.details,
+                    Direction::Forward,
+                )
+                .await
+            {
+                Outcome::Posted(posting_id) => {
+                    tracing::info!(transfer = %transfer.id, "transfer posted");
+                    self.store.mark_posted(&transfer.id, &posting_id).await?
+                }
+                Outcome::Refused(refusal) => {
+                    tracing::info!(transfer = %transfer.id, reason = %refusal.reason, "transfer refused by the ledger");
+                    self.store.mark_failed(&transfer.id, &refusal).await?
+                }
+                Outcome::Unknown(why) => {
+                    tracing::warn!(transfer = %transfer.id, %why, "transfer outcome unknown; left PROCESSING");
+                    return Ok((transfer, None));
+                }
+            };
+        }
+        if transfer.state == TransferState::Posted
+            && transfer.reversal.state == ReversalState::Processing
+        {
+            let attempt = transfer.reversal.attempt;
+            transfer = match self
+                .ledger
+                .post(
+                    &transfer.reversal_key(),
+                    &transfer.details,
+                    Direction::Reverse,
+                )
+                .await
+            {
+                Outcome::Posted(posting_id) => {
+                    tracing::info!(transfer = %transfer.id, "transfer reversed");
+                    self.store
+                        .finish_reversal(&transfer.id, attempt, &posting_id)
+                        .await?
+                }
+                Outcome::Refused(refusal) => {
+                    tracing::info!(transfer = %transfer.id, reason = %refusal.reason, "reversal refused by the ledger");
+                    self.store
+                        .abandon_reversal(&transfer.id, attempt, &transfer.reversal.request_id)
+                        .await?;
+                    return Ok((self.store.get(&transfer.id).await?, Some(refusal)));
+                }
+                Outcome::Unknown(why) => {
+                    tracing::warn!(transfer = %transfer.id, %why, "reversal outcome unknown; left PROCESSING");
+                    return Ok((transfer, None));
+                }
+            };
+        }
+        Ok((transfer, None))
+    }
+
+    /// Settles what was left in flight (answers lost, callers gone) since
+    /// before `min_age`; returns how many were looked at.
+    pub async fn settle_in_flight(&self, min_age: Duration) -> Result<usize, TransactionError> {
+        let older_than = now_micros() - min_age.as_micros() as i64;
+        let stuck = self.store.in_flight(older_than, 100).await?;
+        let count = stuck.len();
+        for transfer in stuck {
+            let id = transfer.id.clone();
+            if let Err(error) = self.settle(transfer).await {
+                tracing::warn!(transfer = %id, %error, "settling a transfer in flight failed");
+            }
+        }
+        Ok(count)
+    }
+
+    /// The background settler: every `interval`, settles what has been in
+    /// flight for longer than `min_age`, until shutdown.
+    pub async fn run_settler(self, interval: Duration, min_age: Duration, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match self.settle_in_flight(min_age).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "settled transfers left in flight"),
+                Err(error) => tracing::warn!(%error, "settler could not read transfers in flight"),
+            }
+        }
+    }
+}
+
+/// A settled transfer as the Transfer RPC answers it.
+fn outcome(transfer: Transfer) -> Result<Transfer, TransactionError> {
+    match transfer.state {
+        TransferState::Processing => Err(TransactionError::OutcomeUnknown {
+            transfer_id: transfer.id,
+        }),
+        TransferState::Failed => match transfer.refusal {
+            Some(refusal) => Err(TransactionError::Refused(refusal)),
+            None => Err(TransactionError::Internal(format!(
+                "transfer {} failed without a reason",
+                transfer.id
+            ))),
+        },
+        _ => Ok(transfer),
+    }
+}

@@ -1,0 +1,8 @@
+//! finance.transaction through its public gRPC API, with the real ledger
+//! (finance.account) behind it: both servers on port 0, each on fresh
+//! storage of its own, on both backends.
+
+mod bank;
+mod settler;
+mod support;
+mod transfers;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use meshwork_runtime::client::{self, MeshChannel};
 use meshwork_runtime::config::RuntimeArgs;
+use meshwork_runtime::counters::Counters;
 use meshwork_runtime::health::HealthMonitor;
 use meshwork_runtime::server::GrpcServer;
 use meshwork_runtime::shutdown::Shutdown;
@@ -21,7 +22,11 @@ use sqlx::migrate::Migrator;
 pub const GATEWAY: &str = "gateway";
 
 /// Every gRPC service target.
-pub const SERVICES: &[&str] = &[finance_account::TARGET, finance_transaction::TARGET];
+pub const SERVICES: &[&str] = &[
+    finance_account::TARGET,
+    finance_risk::TARGET,
+    finance_transaction::TARGET,
+];
 
 /// Names that stand for several targets.
 pub const GROUPS: &[(&str, &[&str])] = &[
@@ -35,9 +40,14 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "finance",
-        &[finance_account::TARGET, finance_transaction::TARGET],
+        &[
+            finance_account::TARGET,
+            finance_risk::TARGET,
+            finance_transaction::TARGET,
+        ],
     ),
     ("finance.account", &[finance_account::TARGET]),
+    ("finance.risk", &[finance_risk::TARGET]),
     ("finance.transaction", &[finance_transaction::TARGET]),
     ("gateway", &[GATEWAY]),
 ];
@@ -69,6 +79,7 @@ pub fn target_of_service(full_name: &str) -> Option<String> {
 pub fn migrator(target: &str) -> Option<&'static Migrator> {
     match target {
         finance_account::TARGET => Some(&finance_account::MIGRATOR),
+        finance_risk::TARGET => Some(&finance_risk::MIGRATOR),
         finance_transaction::TARGET => Some(&finance_transaction::MIGRATOR),
         _ => None,
     }
@@ -88,11 +99,21 @@ pub async fn start(
             let storage = open_storage(target, args).await?;
             finance_account::register(grpc, health, storage);
         }
+        finance_risk::TARGET => {
+            let storage = open_storage(target, args).await?;
+            let counters =
+                Counters::connect(&format!("meshwork:{target}"), args.redis_url.as_deref())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{target}: counters: {e}"))?;
+            let ledger = upstream(finance_account::TARGET, args, served)?;
+            finance_risk::register(grpc, health, storage, counters, ledger);
+        }
         finance_transaction::TARGET => {
             let storage = open_storage(target, args).await?;
             let deps = finance_transaction::Deps {
                 ledger: upstream(finance_account::TARGET, args, served)?,
-                ledger_policy: finance_transaction::LedgerPolicy::default(),
+                risk: upstream(finance_risk::TARGET, args, served)?,
+                call_policy: finance_transaction::CallPolicy::default(),
                 settle_interval: Duration::from_secs(2),
                 settle_after: Duration::from_secs(10),
                 shutdown: shutdown.clone(),

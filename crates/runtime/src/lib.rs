@@ -15,6 +15,8 @@
 //! - [`health`]: dependency-aware `grpc.health.v1` statuses;
 //! - [`db`], [`idempotency`], [`cache`]: storage, request-id claims, the
 //!   multi-level cache;
+//! - [`counters`]: expiring shared counters (Redis or in-process) for
+//!   sliding-window limits;
 //! - [`storage`]: a service's database and cache, opened one way;
 //! - [`errors`]: `tonic::Status` with `google.rpc` details;
 //! - [`shutdown`]: one cancellation signal for the whole process;
@@ -25,6 +27,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod contracts;
+pub mod counters;
 pub mod db;
 pub mod deadline;
 pub mod errors;

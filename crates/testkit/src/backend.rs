@@ -1,6 +1,7 @@
 //! Fresh, isolated storage per test on either backend.
 
 use meshwork_runtime::cache::CacheConfig;
+use meshwork_runtime::counters::Counters;
 use meshwork_runtime::db::DbConfig;
 use meshwork_runtime::storage::Storage;
 use sqlx::migrate::Migrator;
@@ -73,6 +74,18 @@ impl Backend {
             Self::Embedded => CacheConfig::new(namespace, None),
             Self::Servers { redis_url, .. } => CacheConfig::new(namespace, Some(redis_url.clone())),
         }
+    }
+
+    /// Counters nobody else uses: a fresh namespace, in Redis or in-process.
+    pub async fn counters(&self) -> Counters {
+        let namespace = format!("meshwork-test:{}", uuid::Uuid::now_v7().simple());
+        let redis_url = match self {
+            Self::Embedded => None,
+            Self::Servers { redis_url, .. } => Some(redis_url.as_str()),
+        };
+        Counters::connect(&namespace, redis_url)
+            .await
+            .expect("fresh test counters")
     }
 
     /// Fresh storage with `migrator` applied.

@@ -18,6 +18,14 @@ CREATE TABLE transfers (
     failure_reason      TEXT NOT NULL DEFAULT '',
     failure_subject     TEXT NOT NULL DEFAULT '',
     failure_message     TEXT NOT NULL DEFAULT '',
+    -- Risk control's decision: '' (not assessed yet), APPROVE, REVIEW,
+    -- REJECT, or APPROVED/DECLINED by a reviewer.
+    risk_decision       TEXT NOT NULL DEFAULT '',
+    risk_score          BIGINT NOT NULL DEFAULT 0,
+    -- The reasons of the rules that fired, one per line.
+    risk_reasons        TEXT NOT NULL DEFAULT '',
+    review_request_id   TEXT NOT NULL DEFAULT '',
+    review_note         TEXT NOT NULL DEFAULT '',
     posting_id          TEXT NOT NULL DEFAULT '',
     -- '' (none), PROCESSING (compensating posting in flight), DONE
     reversal_state      TEXT NOT NULL DEFAULT '',

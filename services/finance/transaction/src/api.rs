@@ -8,7 +8,7 @@ use meshwork_runtime::validate::{Checks, MAX_MEMO_LEN, MAX_REASON_LEN};
 use pb::transaction_service_server::TransactionService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{NewTransfer, Transfer, TransferState};
+use crate::domain::{NewTransfer, Review, Transfer, TransferState};
 use crate::store::ListFilter;
 use crate::workflow::Transfers;
 
@@ -121,6 +121,30 @@ impl TransactionService for TransactionApi {
         }))
     }
 
+    async fn approve_transfer(
+        &self,
+        request: Request<pb::ApproveTransferRequest>,
+    ) -> Result<Response<pb::ApproveTransferResponse>, Status> {
+        let r = request.into_inner();
+        let review = Review::Approve { note: r.note };
+        let transfer = self.review(&r.request_id, &r.transfer_id, review).await?;
+        Ok(Response::new(pb::ApproveTransferResponse {
+            transfer: Some(transfer),
+        }))
+    }
+
+    async fn decline_transfer(
+        &self,
+        request: Request<pb::DeclineTransferRequest>,
+    ) -> Result<Response<pb::DeclineTransferResponse>, Status> {
+        let r = request.into_inner();
+        let review = Review::Decline { reason: r.reason };
+        let transfer = self.review(&r.request_id, &r.transfer_id, review).await?;
+        Ok(Response::new(pb::DeclineTransferResponse {
+            transfer: Some(transfer),
+        }))
+    }
+
     async fn reverse_transfer(
         &self,
         request: Request<pb::ReverseTransferRequest>,
@@ -138,6 +162,29 @@ impl TransactionService for TransactionApi {
         Ok(Response::new(pb::ReverseTransferResponse {
             transfer: Some(transfer_to_pb(&transfer)),
         }))
+    }
+}
+
+impl TransactionApi {
+    async fn review(
+        &self,
+        request_id: &str,
+        transfer_id: &str,
+        review: Review,
+    ) -> Result<pb::Transfer, Status> {
+        let mut checks = Checks::new();
+        checks.id("request_id", request_id);
+        checks.id("transfer_id", transfer_id);
+        match &review {
+            Review::Approve { note } => checks.text("note", note, false, MAX_REASON_LEN),
+            Review::Decline { reason } => checks.text("reason", reason, true, MAX_REASON_LEN),
+        }
+        checks.finish()?;
+        let transfer = self
+            .transfers
+            .review(request_id, transfer_id, &review)
+            .await?;
+        Ok(transfer_to_pb(&transfer))
     }
 }
 
@@ -177,5 +224,7 @@ fn transfer_to_pb(transfer: &Transfer) -> pb::Transfer {
         reversal_reason: transfer.reversal.reason.clone(),
         create_time: Some(to_timestamp(transfer.created_at)),
         update_time: Some(to_timestamp(transfer.updated_at)),
+        risk_score: transfer.risk.score,
+        risk_reasons: transfer.risk.reasons.clone(),
     }
 }

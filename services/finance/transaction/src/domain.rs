@@ -1,14 +1,16 @@
 //! Transfers and the rules of their life: pure, no transport or storage.
 //!
 //! ```text
-//! PROCESSING ──posted──▶ POSTED ──reversed──▶ REVERSED
-//!     │
-//!     └──refused by the ledger──▶ FAILED
+//!                ┌─REJECT─▶ REJECTED ◀─declined─┐
+//! PROCESSING ─risk─┼─REVIEW─▶ PENDING_REVIEW ────┴─approved─▶ PROCESSING
+//!                  └─APPROVE─┐
+//!                            ▼
+//!            posted by the ledger ─▶ POSTED ──reversed──▶ REVERSED
+//!            refused by the ledger ─▶ FAILED
 //! ```
-//! (PENDING_REVIEW and REJECTED belong to risk control's decisions.) A
-//! transfer in PROCESSING has a posting on its way to the ledger whose outcome
-//! is not known yet; only the ledger's answer moves it on, so it is never
-//! applied twice and never left half-done.
+//! A transfer in PROCESSING is waiting for risk control's decision or has a
+//! posting on its way to the ledger; only their answers move it on, so it is
+//! never applied twice, never applied unassessed and never left half-done.
 
 pub use meshwork_runtime::validate::{Currency, new_id};
 
@@ -90,6 +92,120 @@ impl ReversalState {
     }
 }
 
+/// What risk control (or a reviewer after it) decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskDecision {
+    /// Not assessed yet.
+    Pending,
+    /// Go ahead.
+    Approve,
+    /// Hold for review.
+    Review,
+    /// Stop.
+    Reject,
+    /// Held, then released by a reviewer.
+    Approved,
+    /// Held, then stopped by a reviewer.
+    Declined,
+}
+
+impl RiskDecision {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "",
+            Self::Approve => "APPROVE",
+            Self::Review => "REVIEW",
+            Self::Reject => "REJECT",
+            Self::Approved => "APPROVED",
+            Self::Declined => "DECLINED",
+        }
+    }
+
+    /// The stored form back.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "" => Self::Pending,
+            "APPROVE" => Self::Approve,
+            "REVIEW" => Self::Review,
+            "REJECT" => Self::Reject,
+            "APPROVED" => Self::Approved,
+            "DECLINED" => Self::Declined,
+            _ => return None,
+        })
+    }
+
+    /// Whether the money may move.
+    pub fn allows_posting(self) -> bool {
+        matches!(self, Self::Approve | Self::Approved)
+    }
+}
+
+/// Risk control's view of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Risk {
+    /// The decision so far.
+    pub decision: RiskDecision,
+    /// The score.
+    pub score: i32,
+    /// Why (the rules that fired).
+    pub reasons: Vec<String>,
+}
+
+impl Risk {
+    /// The refusal a REJECT answers with.
+    pub fn rejection(&self, transfer_id: &str) -> Refusal {
+        Refusal {
+            code: "FAILED_PRECONDITION".to_owned(),
+            reason: "TRANSFER_REJECTED".to_owned(),
+            subject: format!("transfers/{transfer_id}"),
+            message: format!(
+                "transfer {transfer_id} rejected by risk control (score {}): {}",
+                self.score,
+                self.reasons.join("; ")
+            ),
+        }
+    }
+}
+
+/// A reviewer's answer to a transfer held for review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    /// Let it through.
+    Approve {
+        /// The reviewer's note.
+        note: String,
+    },
+    /// Stop it.
+    Decline {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Review {
+    /// The reviewer's text.
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Approve { note } => note,
+            Self::Decline { reason } => reason,
+        }
+    }
+
+    /// The refusal a declined transfer answers with.
+    pub fn refusal(&self, transfer_id: &str) -> Option<Refusal> {
+        match self {
+            Self::Approve { .. } => None,
+            Self::Decline { reason } => Some(Refusal {
+                code: "FAILED_PRECONDITION".to_owned(),
+                reason: "TRANSFER_DECLINED".to_owned(),
+                subject: format!("transfers/{transfer_id}"),
+                message: format!("transfer {transfer_id} declined in review: {reason}"),
+            }),
+        }
+    }
+}
+
 /// A refusal by the ledger, kept as it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -144,8 +260,13 @@ pub struct Transfer {
     pub details: NewTransfer,
     /// Where it is.
     pub state: TransferState,
-    /// Why the ledger refused it, when FAILED.
+    /// Why the ledger (or risk control, or a reviewer) refused it, when
+    /// FAILED or REJECTED.
     pub refusal: Option<Refusal>,
+    /// Risk control's view.
+    pub risk: Risk,
+    /// The review request that released or stopped it, if any.
+    pub review_request_id: String,
     /// The ledger posting, once POSTED.
     pub posting_id: String,
     /// Its reversal.
@@ -219,6 +340,12 @@ mod tests {
             },
             state,
             refusal: None,
+            risk: Risk {
+                decision: RiskDecision::Approve,
+                score: 0,
+                reasons: Vec::new(),
+            },
+            review_request_id: String::new(),
             posting_id: String::new(),
             reversal: Reversal {
                 state: reversal,
@@ -252,6 +379,39 @@ mod tests {
             assert_eq!(ReversalState::parse(state.as_str()), Some(state));
         }
         assert_eq!(TransferState::parse("posted"), None);
+    }
+
+    #[test]
+    fn only_approvals_let_money_move() {
+        for decision in [
+            RiskDecision::Pending,
+            RiskDecision::Approve,
+            RiskDecision::Review,
+            RiskDecision::Reject,
+            RiskDecision::Approved,
+            RiskDecision::Declined,
+        ] {
+            assert_eq!(RiskDecision::parse(decision.as_str()), Some(decision));
+            assert_eq!(
+                decision.allows_posting(),
+                matches!(decision, RiskDecision::Approve | RiskDecision::Approved)
+            );
+        }
+        let risk = Risk {
+            decision: RiskDecision::Reject,
+            score: 120,
+            reasons: vec!["sender acc_a is blacklisted".into()],
+        };
+        let refusal = risk.rejection("trf_1");
+        assert_eq!(refusal.reason, "TRANSFER_REJECTED");
+        assert!(refusal.message.contains("blacklisted"));
+        assert!(
+            Review::Approve {
+                note: String::new()
+            }
+            .refusal("trf_1")
+            .is_none()
+        );
     }
 
     #[test]

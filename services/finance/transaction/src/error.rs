@@ -26,6 +26,12 @@ pub enum TransactionError {
         transfer_id: String,
         state: &'static str,
     },
+    /// Only a PENDING_REVIEW transfer can be approved or declined.
+    #[error("transfer {transfer_id} is {state}, not PENDING_REVIEW")]
+    NotInReview {
+        transfer_id: String,
+        state: &'static str,
+    },
     /// Reversed before, by another request.
     #[error("transfer {0} is already reversed")]
     AlreadyReversed(String),
@@ -85,6 +91,11 @@ impl From<TransactionError> for Status {
             Refused(refusal) => refusal_status(refusal),
             NotPosted { transfer_id, .. } => errors::failed_precondition(
                 "TRANSFER_NOT_POSTED",
+                &resource(transfer_id),
+                &error.to_string(),
+            ),
+            NotInReview { transfer_id, .. } => errors::failed_precondition(
+                "TRANSFER_NOT_IN_REVIEW",
                 &resource(transfer_id),
                 &error.to_string(),
             ),

@@ -39,9 +39,10 @@ pub enum Outcome {
     Unknown(String),
 }
 
-/// How hard to try for an answer.
+/// How hard to try for an answer from another service (the ledger, risk
+/// control) before leaving the outcome unknown.
 #[derive(Debug, Clone, Copy)]
-pub struct LedgerPolicy {
+pub struct CallPolicy {
     /// Deadline of one attempt (shortened to the caller's own deadline).
     pub attempt_timeout: Duration,
     /// Attempts before giving up with [`Outcome::Unknown`].
@@ -50,7 +51,7 @@ pub struct LedgerPolicy {
     pub backoff: Duration,
 }
 
-impl Default for LedgerPolicy {
+impl Default for CallPolicy {
     fn default() -> Self {
         Self {
             attempt_timeout: Duration::from_secs(2),
@@ -64,12 +65,12 @@ impl Default for LedgerPolicy {
 #[derive(Clone)]
 pub struct Ledger {
     client: AccountServiceClient<MeshChannel>,
-    policy: LedgerPolicy,
+    policy: CallPolicy,
 }
 
 impl Ledger {
     /// The ledger behind `channel`.
-    pub fn new(channel: MeshChannel, policy: LedgerPolicy) -> Self {
+    pub fn new(channel: MeshChannel, policy: CallPolicy) -> Self {
         Self {
             client: AccountServiceClient::new(channel),
             policy,

@@ -1,7 +1,9 @@
 //! finance.transaction: transfers between accounts.
 //!
 //! Owns each transfer's life (tables `transfers`, `idempotency_keys`): it
-//! validates a transfer, posts both legs through the ledger
+//! validates a transfer, asks risk control (finance.risk: APPROVE, REVIEW
+//! holds it for ApproveTransfer/DeclineTransfer, REJECT stops it), posts both
+//! legs through the ledger
 //! (finance.account's PostTransfer, idempotent by transfer id) and records
 //! the ledger's answer. A posting whose answer got lost is asked for again
 //! under the same id until the outcome is known, by the caller's retry or by
@@ -16,6 +18,7 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod ledger;
+pub mod risk;
 pub mod store;
 pub mod workflow;
 
@@ -29,7 +32,7 @@ use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::storage::Storage;
 use sqlx::migrate::Migrator;
 
-pub use ledger::LedgerPolicy;
+pub use ledger::CallPolicy;
 
 /// The target name: `meshwork serve --target finance.transaction`.
 pub const TARGET: &str = "finance.transaction";
@@ -45,8 +48,10 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub struct Deps {
     /// The ledger (finance.account), through the mesh client.
     pub ledger: MeshChannel,
-    /// How hard a posting's outcome is chased within one call.
-    pub ledger_policy: LedgerPolicy,
+    /// Risk control (finance.risk), through the mesh client.
+    pub risk: MeshChannel,
+    /// How hard a decision or posting outcome is chased within one call.
+    pub call_policy: CallPolicy,
     /// How often the settler looks for transfers left in flight.
     pub settle_interval: Duration,
     /// How long a transfer must have been in flight before the settler
@@ -62,8 +67,9 @@ pub fn register(server: &mut GrpcServer, health: &mut HealthMonitor, storage: St
     let limits = server.limits();
     health.watch(SERVICE_NAME, storage.probes());
     let store = store::Store::new(storage.db);
-    let ledger = ledger::Ledger::new(deps.ledger, deps.ledger_policy);
-    let transfers = workflow::Transfers::new(store, ledger);
+    let ledger = ledger::Ledger::new(deps.ledger, deps.call_policy);
+    let risk = risk::RiskControl::new(deps.risk, deps.call_policy);
+    let transfers = workflow::Transfers::new(store, risk, ledger);
     tokio::spawn(transfers.clone().run_settler(
         deps.settle_interval,
         deps.settle_after,

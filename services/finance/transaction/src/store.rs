@@ -13,15 +13,16 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::{
-    Currency, NewTransfer, Refusal, Reversal, ReversalState, ReversalStep, Transfer, TransferState,
-    new_id,
+    Currency, NewTransfer, Refusal, Reversal, ReversalState, ReversalStep, Review, Risk,
+    RiskDecision, Transfer, TransferState, new_id,
 };
 use crate::error::TransactionError;
 
 macro_rules! transfer_columns {
     () => {
         "transfer_id, request_id, from_account_id, to_account_id, currency, amount_minor, memo, state, \
-         failure_code, failure_reason, failure_subject, failure_message, posting_id, reversal_state, \
+         failure_code, failure_reason, failure_subject, failure_message, risk_decision, risk_score, \
+         risk_reasons, review_request_id, posting_id, reversal_state, \
          reversal_request_id, reversal_reason, reversal_attempt, reversal_posting_id, created_at, updated_at"
     };
 }
@@ -80,6 +81,12 @@ impl Store {
             details: new.clone(),
             state: TransferState::Processing,
             refusal: None,
+            risk: Risk {
+                decision: RiskDecision::Pending,
+                score: 0,
+                reasons: Vec::new(),
+            },
+            review_request_id: String::new(),
             posting_id: String::new(),
             reversal: Reversal {
                 state: ReversalState::None,
@@ -141,6 +148,108 @@ impl Store {
         .fetch_all(self.db.pool())
         .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    /// Records risk control's decision on a PROCESSING transfer not yet
+    /// assessed: REVIEW holds it (PENDING_REVIEW), REJECT stops it
+    /// (REJECTED), APPROVE leaves it PROCESSING for the posting. A no-op when
+    /// someone else recorded the (same) decision first.
+    pub async fn record_risk(
+        &self,
+        transfer_id: &str,
+        risk: &Risk,
+    ) -> Result<Transfer, TransactionError> {
+        let state = match risk.decision {
+            RiskDecision::Review => TransferState::PendingReview,
+            RiskDecision::Reject => TransferState::Rejected,
+            _ => TransferState::Processing,
+        };
+        let refusal = (risk.decision == RiskDecision::Reject).then(|| risk.rejection(transfer_id));
+        let refusal = refusal.as_ref();
+        sqlx::query(
+            "UPDATE transfers SET state = $1, risk_decision = $2, risk_score = $3, risk_reasons = $4, \
+             failure_code = $5, failure_reason = $6, failure_subject = $7, failure_message = $8, updated_at = $9 \
+             WHERE transfer_id = $10 AND state = 'PROCESSING' AND risk_decision = ''",
+        )
+        .bind(state.as_str())
+        .bind(risk.decision.as_str())
+        .bind(i64::from(risk.score))
+        .bind(risk.reasons.join("\n"))
+        .bind(refusal.map_or("", |r| r.code.as_str()))
+        .bind(refusal.map_or("", |r| r.reason.as_str()))
+        .bind(refusal.map_or("", |r| r.subject.as_str()))
+        .bind(refusal.map_or("", |r| r.message.as_str()))
+        .bind(now_micros())
+        .bind(transfer_id)
+        .execute(self.db.pool())
+        .await?;
+        self.get(transfer_id).await
+    }
+
+    /// A reviewer's answer to a PENDING_REVIEW transfer, once per request
+    /// id: approval puts it back to PROCESSING (to be posted), a decline
+    /// makes it REJECTED. A request refused here leaves no claim behind.
+    pub async fn review(
+        &self,
+        request_id: &str,
+        transfer_id: &str,
+        review: &Review,
+    ) -> Result<Transfer, TransactionError> {
+        let (verb, state, decision) = match review {
+            Review::Approve { .. } => {
+                ("approve", TransferState::Processing, RiskDecision::Approved)
+            }
+            Review::Decline { .. } => ("decline", TransferState::Rejected, RiskDecision::Declined),
+        };
+        let fingerprint = idempotency::fingerprint(&[verb, transfer_id, review.text()]);
+        let now = now_micros();
+        let mut tx = self.db.pool().begin().await?;
+        idempotency::claim(&mut tx, request_id, &fingerprint, now).await?;
+        let transfer = fetch(&mut tx, transfer_id)
+            .await?
+            .ok_or_else(|| TransactionError::NotFound(transfer_id.to_owned()))?;
+        if transfer.review_request_id == request_id {
+            // This request reviewed it before: answer with where it is now.
+            tx.commit().await?;
+            return Ok(transfer);
+        }
+        if transfer.state != TransferState::PendingReview {
+            return Err(TransactionError::NotInReview {
+                transfer_id: transfer_id.to_owned(),
+                state: transfer.state.as_str(),
+            });
+        }
+        let refusal = review.refusal(transfer_id);
+        let refusal = refusal.as_ref();
+        let updated = sqlx::query(
+            "UPDATE transfers SET state = $1, risk_decision = $2, review_request_id = $3, review_note = $4, \
+             failure_code = $5, failure_reason = $6, failure_subject = $7, failure_message = $8, updated_at = $9 \
+             WHERE transfer_id = $10 AND state = 'PENDING_REVIEW'",
+        )
+        .bind(state.as_str())
+        .bind(decision.as_str())
+        .bind(request_id)
+        .bind(review.text())
+        .bind(refusal.map_or("", |r| r.code.as_str()))
+        .bind(refusal.map_or("", |r| r.reason.as_str()))
+        .bind(refusal.map_or("", |r| r.subject.as_str()))
+        .bind(refusal.map_or("", |r| r.message.as_str()))
+        .bind(now)
+        .bind(transfer_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(TransactionError::NotInReview {
+                transfer_id: transfer_id.to_owned(),
+                state: "changing",
+            });
+        }
+        idempotency::record_result(&mut tx, request_id, transfer_id).await?;
+        let transfer = fetch(&mut tx, transfer_id)
+            .await?
+            .ok_or_else(|| missing(transfer_id))?;
+        tx.commit().await?;
+        Ok(transfer)
     }
 
     /// PROCESSING → POSTED; a no-op when someone else settled it first.
@@ -314,6 +423,8 @@ fn from_row(row: &AnyRow) -> Result<Transfer, TransactionError> {
     let state: String = row.try_get("state")?;
     let reversal_state: String = row.try_get("reversal_state")?;
     let failure_code: String = row.try_get("failure_code")?;
+    let risk_decision: String = row.try_get("risk_decision")?;
+    let risk_reasons: String = row.try_get("risk_reasons")?;
     Ok(Transfer {
         id: row.try_get("transfer_id")?,
         request_id: row.try_get("request_id")?,
@@ -334,6 +445,18 @@ fn from_row(row: &AnyRow) -> Result<Transfer, TransactionError> {
                 message: row.try_get("failure_message")?,
             }),
         },
+        risk: Risk {
+            decision: RiskDecision::parse(&risk_decision)
+                .ok_or_else(|| corrupt("risk_decision", &risk_decision))?,
+            score: i32::try_from(row.try_get::<i64, _>("risk_score")?)
+                .map_err(|_| corrupt("risk_score", "out of range"))?,
+            reasons: risk_reasons
+                .lines()
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        },
+        review_request_id: row.try_get("review_request_id")?,
         posting_id: row.try_get("posting_id")?,
         reversal: Reversal {
             state: ReversalState::parse(&reversal_state)

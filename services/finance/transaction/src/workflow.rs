@@ -1,5 +1,5 @@
-//! A transfer's life, driven to an outcome: accept it, post it through the
-//! ledger, record what the ledger said. Both the RPCs and the background
+//! A transfer's life, driven to an outcome: accept it, ask risk control,
+//! post it through the ledger, record what each said. Both the RPCs and the background
 //! settler go through [`Transfers::settle`], so there is one way a transfer
 //! moves on.
 
@@ -8,22 +8,31 @@ use std::time::Duration;
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::time::now_micros;
 
-use crate::domain::{NewTransfer, Refusal, ReversalState, ReversalStep, Transfer, TransferState};
+use crate::domain::{
+    NewTransfer, Refusal, ReversalState, ReversalStep, Review, RiskDecision, Transfer,
+    TransferState,
+};
 use crate::error::TransactionError;
 use crate::ledger::{Direction, Ledger, Outcome};
+use crate::risk::{Assessed, RiskControl};
 use crate::store::Store;
 
-/// Transfers and their ledger.
+/// Transfers, risk control and the ledger.
 #[derive(Clone)]
 pub struct Transfers {
     store: Store,
+    risk: RiskControl,
     ledger: Ledger,
 }
 
 impl Transfers {
-    /// The workflow over its store and the ledger.
-    pub fn new(store: Store, ledger: Ledger) -> Self {
-        Self { store, ledger }
+    /// The workflow over its store, risk control and the ledger.
+    pub fn new(store: Store, risk: RiskControl, ledger: Ledger) -> Self {
+        Self {
+            store,
+            risk,
+            ledger,
+        }
     }
 
     /// The store, for reads.
@@ -40,6 +49,19 @@ impl Transfers {
         new: &NewTransfer,
     ) -> Result<Transfer, TransactionError> {
         let transfer = self.store.open(request_id, new).await?;
+        let (transfer, _) = self.settle(transfer).await?;
+        outcome(transfer)
+    }
+
+    /// A reviewer's answer to a transfer held for review; an approved one is
+    /// then posted.
+    pub async fn review(
+        &self,
+        request_id: &str,
+        transfer_id: &str,
+        review: &Review,
+    ) -> Result<Transfer, TransactionError> {
+        let transfer = self.store.review(request_id, transfer_id, review).await?;
         let (transfer, _) = self.settle(transfer).await?;
         outcome(transfer)
     }
@@ -76,7 +98,21 @@ impl Transfers {
         transfer: Transfer,
     ) -> Result<(Transfer, Option<Refusal>), TransactionError> {
         let mut transfer = transfer;
-        if transfer.state == TransferState::Processing {
+        if transfer.state == TransferState::Processing
+            && transfer.risk.decision == RiskDecision::Pending
+        {
+            transfer = match self.risk.assess(&transfer).await {
+                Assessed::Decided(risk) => {
+                    tracing::info!(transfer = %transfer.id, decision = risk.decision.as_str(), score = risk.score, "risk decision");
+                    self.store.record_risk(&transfer.id, &risk).await?
+                }
+                Assessed::Unknown(why) => {
+                    tracing::warn!(transfer = %transfer.id, %why, "risk decision unknown; left PROCESSING");
+                    return Ok((transfer, None));
+                }
+            };
+        }
+        if transfer.state == TransferState::Processing && transfer.risk.decision.allows_posting() {
             transfer = match self
                 .ledger
                 .post(
@@ -173,7 +209,7 @@ fn outcome(transfer: Transfer) -> Result<Transfer, TransactionError> {
         TransferState::Processing => Err(TransactionError::OutcomeUnknown {
             transfer_id: transfer.id,
         }),
-        TransferState::Failed => match transfer.refusal {
+        TransferState::Failed | TransferState::Rejected => match transfer.refusal {
             Some(refusal) => Err(TransactionError::Refused(refusal)),
             None => Err(TransactionError::Internal(format!(
                 "transfer {} failed without a reason",

@@ -3,6 +3,7 @@
 //! storage of its own, on both backends.
 
 mod bank;
+mod risk;
 mod settler;
 mod support;
 mod transfers;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use finance_transaction::LedgerPolicy;
+use finance_transaction::CallPolicy;
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_testkit::on_each_backend;
@@ -14,7 +14,7 @@ use crate::support::*;
 
 fn impatient() -> Options {
     Options {
-        ledger_policy: LedgerPolicy {
+        call_policy: CallPolicy {
             attempt_timeout: Duration::from_millis(300),
             attempts: 2,
             backoff: Duration::from_millis(10),

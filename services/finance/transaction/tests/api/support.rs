@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
+use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::client::{self, ClientPolicy};
@@ -16,6 +17,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 pub type Accounts = account_pb::account_service_client::AccountServiceClient<Channel>;
+pub type Rules = risk_pb::risk_service_client::RiskServiceClient<Channel>;
 pub type Transactions = pb::transaction_service_client::TransactionServiceClient<Channel>;
 
 /// The ledger, the transaction service in front of it, and clients.
@@ -25,6 +27,10 @@ pub struct Harness {
     pub ledger: TestServer,
     #[allow(dead_code)]
     pub service: TestServer,
+    #[allow(dead_code)]
+    pub risk: TestServer,
+    /// Risk control's API (rules, policy, assessments).
+    pub rules: Rules,
     /// Between the transaction service and the ledger.
     pub proxy: TcpProxy,
     pub accounts: Accounts,
@@ -43,7 +49,7 @@ impl Drop for Harness {
 
 /// How the harness is set up.
 pub struct Options {
-    pub ledger_policy: finance_transaction::LedgerPolicy,
+    pub call_policy: finance_transaction::CallPolicy,
     pub settle_interval: Duration,
     pub settle_after: Duration,
 }
@@ -51,7 +57,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            ledger_policy: finance_transaction::LedgerPolicy::default(),
+            call_policy: finance_transaction::CallPolicy::default(),
             // Long enough that tests not about the settler never meet it.
             settle_interval: Duration::from_secs(3600),
             settle_after: Duration::from_secs(3600),
@@ -76,6 +82,19 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     let ledger =
         TestServer::start(|grpc, health| finance_account::register(grpc, health, ledger_storage))
             .await;
+    let risk_storage = Storage::open(
+        &backend.fresh_db_config(),
+        &backend.fresh_cache_config(),
+        &finance_risk::MIGRATOR,
+    )
+    .await
+    .expect("risk storage");
+    let counters = backend.counters().await;
+    let risk_ledger = client::channel(&ledger.url(), ClientPolicy::default()).expect("channel");
+    let risk = TestServer::start(|grpc, health| {
+        finance_risk::register(grpc, health, risk_storage, counters, risk_ledger)
+    })
+    .await;
     let proxy = TcpProxy::start(target_of(&ledger.url())).await;
     let storage = Storage::open(
         &service_db,
@@ -95,7 +114,8 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
             },
         )
         .expect("ledger channel"),
-        ledger_policy: options.ledger_policy,
+        risk: client::channel(&risk.url(), ClientPolicy::default()).expect("risk channel"),
+        call_policy: options.call_policy,
         settle_interval: options.settle_interval,
         settle_after: options.settle_after,
         shutdown: shutdown.clone(),
@@ -105,9 +125,12 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     })
     .await;
     let accounts = Accounts::new(ledger.plain_channel().await);
+    let rules = Rules::new(risk.plain_channel().await);
     let transfers = Transactions::new(service.plain_channel().await);
     Harness {
         ledger,
+        risk,
+        rules,
         service,
         proxy,
         accounts,

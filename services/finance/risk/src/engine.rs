@@ -1,0 +1,225 @@
+//! The engine at work: gather the facts a transfer's rules need, evaluate,
+//! record the assessment once per transfer and count the transfer into the
+//! velocity windows.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshwork_proto::meshwork::finance::account::v1 as account_pb;
+use meshwork_runtime::client::MeshChannel;
+use meshwork_runtime::counters::Counters;
+use tokio::sync::RwLock;
+
+use crate::domain::{Condition, Decision, Facts, Policy, Rule, Subject, Totals, Window, evaluate};
+use crate::error::RiskError;
+use crate::store::{Assessment, Store};
+
+type Accounts = account_pb::account_service_client::AccountServiceClient<MeshChannel>;
+
+/// How long a replica evaluates with the rules it loaded before reading
+/// them again (changes made through this replica apply at once).
+const RULEBOOK_TTL: Duration = Duration::from_secs(1);
+
+/// The rules and policy in force.
+#[derive(Clone)]
+struct Rulebook {
+    loaded: Instant,
+    rules: Arc<Vec<Rule>>,
+    policy: Policy,
+}
+
+/// Assessments.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    counters: Counters,
+    accounts: Accounts,
+    rulebook: Arc<RwLock<Option<Rulebook>>>,
+}
+
+impl Engine {
+    /// The engine over its store, velocity counters and the ledger (asked
+    /// when an account's age matters).
+    pub fn new(store: Store, counters: Counters, ledger: MeshChannel) -> Self {
+        Self {
+            store,
+            counters,
+            accounts: Accounts::new(ledger),
+            rulebook: Arc::default(),
+        }
+    }
+
+    /// The store, for reads and rule changes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Forgets the loaded rules, after a change through this replica.
+    pub async fn rules_changed(&self) {
+        *self.rulebook.write().await = None;
+    }
+
+    /// Assesses `subject` once: a transfer assessed before gets its first
+    /// assessment back (and is not counted again).
+    pub async fn assess(&self, subject: Subject) -> Result<Assessment, RiskError> {
+        if let Some(earlier) = self.store.assessment(&subject.transfer_id).await? {
+            return same_transfer(earlier, &subject);
+        }
+        let book = self.rulebook().await?;
+        let facts = self.facts(&book.rules, &subject).await?;
+        let verdict = evaluate(&book.rules, &book.policy, &subject, &facts);
+        let assessment = Assessment { subject, verdict };
+        if !self.store.record(&assessment).await? {
+            // A concurrent duplicate was recorded first: its answer stands.
+            let id = &assessment.subject.transfer_id;
+            let earlier = self
+                .store
+                .assessment(id)
+                .await?
+                .ok_or_else(|| RiskError::Internal(format!("assessment of {id} vanished")))?;
+            return same_transfer(earlier, &assessment.subject);
+        }
+        if assessment.verdict.decision != Decision::Reject {
+            // Rejected transfers never happen, so they do not count. A
+            // failure here undercounts by one; the assessment stands.
+            if let Err(error) = self.count(&book.rules, &assessment.subject).await {
+                tracing::warn!(%error, "transfer not counted in velocity windows");
+            }
+        }
+        tracing::info!(
+            transfer = %assessment.subject.transfer_id,
+            decision = assessment.verdict.decision.as_str(),
+            score = assessment.verdict.score,
+            "transfer assessed"
+        );
+        Ok(assessment)
+    }
+
+    async fn rulebook(&self) -> Result<Rulebook, RiskError> {
+        if let Some(book) = self.rulebook.read().await.as_ref()
+            && book.loaded.elapsed() < RULEBOOK_TTL
+        {
+            return Ok(book.clone());
+        }
+        let (rules, policy) = self.store.rulebook().await?;
+        let book = Rulebook {
+            loaded: Instant::now(),
+            rules: Arc::new(rules),
+            policy,
+        };
+        *self.rulebook.write().await = Some(book.clone());
+        Ok(book)
+    }
+
+    /// What the enabled rules need to know besides the transfer.
+    async fn facts(&self, rules: &[Rule], subject: &Subject) -> Result<Facts, RiskError> {
+        let mut facts = Facts::default();
+        let velocity: Vec<(&Rule, Window)> = rules
+            .iter()
+            .filter_map(|rule| match &rule.condition {
+                Condition::Velocity { window_seconds, .. } => {
+                    Some((rule, Window::of(*window_seconds)))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut keys = Vec::new();
+        for (rule, window) in &velocity {
+            for bucket in window.buckets_at(subject.occur_at) {
+                keys.push(count_key(&rule.id, &subject.from_account_id, bucket));
+                keys.push(amount_key(&rule.id, &subject.from_account_id, bucket));
+            }
+        }
+        let values = self.counters.get(&keys).await?;
+        let mut values = values.chunks(2);
+        for (rule, window) in &velocity {
+            let mut totals = Totals::default();
+            for _ in window.buckets_at(subject.occur_at) {
+                if let Some([count, amount]) = values.next() {
+                    totals.count += count;
+                    totals.amount_minor += amount;
+                }
+            }
+            facts.velocity.insert(rule.id.clone(), totals);
+        }
+
+        if rules
+            .iter()
+            .any(|rule| matches!(rule.condition, Condition::NewAccount { .. }))
+        {
+            facts.sender_opened_at = self.opened_at(&subject.from_account_id).await?;
+        }
+        Ok(facts)
+    }
+
+    /// When the ledger opened `account_id`; `None` when it does not know it
+    /// (the transfer will be refused by the ledger anyway).
+    async fn opened_at(&self, account_id: &str) -> Result<Option<i64>, RiskError> {
+        let request = account_pb::GetAccountRequest {
+            account_id: account_id.to_owned(),
+        };
+        match self.accounts.clone().get_account(request).await {
+            Ok(response) => Ok(response
+                .into_inner()
+                .account
+                .and_then(|a| a.create_time)
+                .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(RiskError::Ledger(status.message().to_owned())),
+        }
+    }
+
+    /// Counts `subject` into the current bucket of every velocity rule.
+    async fn count(&self, rules: &[Rule], subject: &Subject) -> Result<(), RiskError> {
+        for rule in rules {
+            let Condition::Velocity {
+                window_seconds,
+                currency,
+                ..
+            } = &rule.condition
+            else {
+                continue;
+            };
+            let window = Window::of(*window_seconds);
+            let bucket = window.bucket(subject.occur_at);
+            let mut deltas = vec![(count_key(&rule.id, &subject.from_account_id, bucket), 1)];
+            if currency == subject.currency.as_str() {
+                deltas.push((
+                    amount_key(&rule.id, &subject.from_account_id, bucket),
+                    subject.amount_minor,
+                ));
+            }
+            self.counters.add(&deltas, window.ttl()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An earlier assessment answers a repeat only if it is about the same
+/// transfer (the same accounts and amount).
+fn same_transfer(earlier: Assessment, asked: &Subject) -> Result<Assessment, RiskError> {
+    let (a, b) = (&earlier.subject, asked);
+    if (
+        &a.from_account_id,
+        &a.to_account_id,
+        &a.currency,
+        a.amount_minor,
+    ) == (
+        &b.from_account_id,
+        &b.to_account_id,
+        &b.currency,
+        b.amount_minor,
+    ) {
+        Ok(earlier)
+    } else {
+        Err(meshwork_runtime::idempotency::KeyReused.into())
+    }
+}
+
+fn count_key(rule_id: &str, account_id: &str, bucket: i64) -> String {
+    format!("velocity:{rule_id}:{account_id}:{bucket}:count")
+}
+
+fn amount_key(rule_id: &str, account_id: &str, bucket: i64) -> String {
+    format!("velocity:{rule_id}:{account_id}:{bucket}:amount")
+}

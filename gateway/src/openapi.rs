@@ -38,7 +38,15 @@ pub fn document(table: &RouteTable) -> Value {
     })
 }
 
-/// `/v1/{name=shelves/*}:verb` → `/v1/{name}:verb`.
+/// The OpenAPI name of a path variable: a nested field path with `_` for
+/// `.` (`{rule.rule_id}` → `{rule_rule_id}`), since tools that fill in
+/// templates (schemathesis, many client generators) read a dot as attribute
+/// access. The URL itself is the same.
+fn param_name(field_path: &str) -> String {
+    field_path.replace('.', "_")
+}
+
+/// `/v1/{name=shelves/*}:verb` → `/v1/{name}:verb`, `{a.b}` → `{a_b}`.
 fn openapi_path(route: &Route) -> String {
     let mut out = String::new();
     let mut chars = route.template.as_str().chars().peekable();
@@ -51,11 +59,15 @@ fn openapi_path(route: &Route) -> String {
                 }
                 out.push(c);
             }
+            let open = out.rfind('{').unwrap_or(0);
             if let Some(eq) = out.rfind('=')
-                && eq > out.rfind('{').unwrap_or(0)
+                && eq > open
             {
                 out.truncate(eq);
             }
+            let name = param_name(&out[open + 1..]);
+            out.truncate(open + 1);
+            out.push_str(&name);
             out.push('}');
         } else {
             out.push(c);
@@ -73,7 +85,7 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     for path in &bound {
         if let Ok(field) = crate::routes::resolve(&input, path) {
             parameters.push(json!({
-                "name": path,
+                "name": param_name(path),
                 "in": "path",
                 "required": true,
                 "description": field_comment(&field).unwrap_or_default(),
@@ -360,6 +372,8 @@ mod tests {
         );
         let freeze = &doc["paths"]["/v1/accounts/{account_id}:freeze"]["post"];
         assert_eq!(freeze["parameters"][0]["in"], "path");
+        let update = &doc["paths"]["/v1/risk/rules/{rule_rule_id}"]["patch"];
+        assert_eq!(update["parameters"][0]["name"], "rule_rule_id");
         let list = &doc["paths"]["/v1/accounts"]["get"];
         let names: Vec<&str> = list["parameters"]
             .as_array()

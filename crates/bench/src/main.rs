@@ -143,7 +143,12 @@ async fn start(
     let (reporter, health) = tonic_health::server::health_reporter();
     let mut grpc = GrpcServer::new(ServerLimits::default());
     let mut monitor = HealthMonitor::new(reporter, Duration::from_secs(2));
-    finance_account::register(&mut grpc, &mut monitor, storage);
+    finance_account::register(
+        &mut grpc,
+        &mut monitor,
+        storage,
+        meshwork_runtime::outbox::Outbox::detached(),
+    );
     tokio::spawn(monitor.run(shutdown.clone()));
     tokio::spawn(async move { grpc.serve(listener, health, shutdown).await.expect("serve") });
     let channel = tonic::transport::Endpoint::from_shared(url.clone())?
@@ -216,7 +221,10 @@ async fn main() -> anyhow::Result<()> {
     let uncached = Storage::open(&db, &uncached_config, migrator)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = Store::new(cached.db.clone());
+    let store = Store::new(
+        cached.db.clone(),
+        meshwork_runtime::outbox::Outbox::detached(),
+    );
     let (mut cached_client, cached_url) = start(cached, shutdown.clone()).await?;
     let (uncached_client, _) = start(uncached, shutdown.clone()).await?;
 

@@ -13,6 +13,7 @@ use meshwork_runtime::client::{self, MeshChannel};
 use meshwork_runtime::config::RuntimeArgs;
 use meshwork_runtime::counters::Counters;
 use meshwork_runtime::health::HealthMonitor;
+use meshwork_runtime::outbox::{self, Outbox, Relay};
 use meshwork_runtime::server::GrpcServer;
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::storage::Storage;
@@ -24,29 +25,34 @@ pub const GATEWAY: &str = "gateway";
 /// Every gRPC service target.
 pub const SERVICES: &[&str] = &[
     finance_account::TARGET,
+    finance_audit::TARGET,
     finance_risk::TARGET,
     finance_transaction::TARGET,
 ];
 
-/// Names that stand for several targets.
+/// The finance services.
+const FINANCE: &[&str] = &[
+    finance_account::TARGET,
+    finance_audit::TARGET,
+    finance_risk::TARGET,
+    finance_transaction::TARGET,
+];
+
+/// Names that stand for several targets (every target stands for itself).
 pub const GROUPS: &[(&str, &[&str])] = &[
     (
         "all",
         &[
             finance_account::TARGET,
+            finance_audit::TARGET,
+            finance_risk::TARGET,
             finance_transaction::TARGET,
             GATEWAY,
         ],
     ),
-    (
-        "finance",
-        &[
-            finance_account::TARGET,
-            finance_risk::TARGET,
-            finance_transaction::TARGET,
-        ],
-    ),
+    ("finance", FINANCE),
     ("finance.account", &[finance_account::TARGET]),
+    ("finance.audit", &[finance_audit::TARGET]),
     ("finance.risk", &[finance_risk::TARGET]),
     ("finance.transaction", &[finance_transaction::TARGET]),
     ("gateway", &[GATEWAY]),
@@ -79,6 +85,7 @@ pub fn target_of_service(full_name: &str) -> Option<String> {
 pub fn migrator(target: &str) -> Option<&'static Migrator> {
     match target {
         finance_account::TARGET => Some(&finance_account::MIGRATOR),
+        finance_audit::TARGET => Some(&finance_audit::MIGRATOR),
         finance_risk::TARGET => Some(&finance_risk::MIGRATOR),
         finance_transaction::TARGET => Some(&finance_transaction::MIGRATOR),
         _ => None,
@@ -97,7 +104,21 @@ pub async fn start(
     match target {
         finance_account::TARGET => {
             let storage = open_storage(target, args).await?;
-            finance_account::register(grpc, health, storage);
+            let outbox = relay_to_audit(target, &storage, args, served, shutdown)?;
+            finance_account::register(grpc, health, storage, outbox);
+        }
+        finance_audit::TARGET => {
+            let storage = open_storage(target, args).await?;
+            let masking = match &args.audit_masking_file {
+                None => finance_audit::Masking::standard(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("{target}: read {}", path.display()))?;
+                    finance_audit::Masking::from_json(&text)
+                        .with_context(|| format!("{target}: {}", path.display()))?
+                }
+            };
+            finance_audit::register(grpc, health, storage, masking);
         }
         finance_risk::TARGET => {
             let storage = open_storage(target, args).await?;
@@ -113,6 +134,7 @@ pub async fn start(
             let deps = finance_transaction::Deps {
                 ledger: upstream(finance_account::TARGET, args, served)?,
                 risk: upstream(finance_risk::TARGET, args, served)?,
+                audit: optional_upstream(finance_audit::TARGET, args, served)?,
                 call_policy: finance_transaction::CallPolicy::default(),
                 settle_interval: Duration::from_secs(2),
                 settle_after: Duration::from_secs(10),
@@ -146,6 +168,47 @@ fn upstream(
         .map_err(|e| anyhow::anyhow!("upstream {target} at {url}: {e}"))
 }
 
+/// A channel to `target` when it runs here or is configured; `None`
+/// otherwise.
+fn optional_upstream(
+    target: &str,
+    args: &RuntimeArgs,
+    served: &BTreeSet<&'static str>,
+) -> anyhow::Result<Option<MeshChannel>> {
+    if served.contains(target) || args.upstream(target).is_some() {
+        upstream(target, args, served).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Starts the relay of `target`'s outbox to finance.audit, when there is
+/// one to reach; without, the events wait in the outbox table.
+fn relay_to_audit(
+    target: &str,
+    storage: &Storage,
+    args: &RuntimeArgs,
+    served: &BTreeSet<&'static str>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Outbox> {
+    match optional_upstream(finance_audit::TARGET, args, served)? {
+        Some(audit) => {
+            let relay = Relay::new(storage.db.clone(), outbox::audit_sink(target, audit));
+            let outbox = relay.outbox();
+            tokio::spawn(relay.run(shutdown.clone()));
+            Ok(outbox)
+        }
+        None => {
+            tracing::warn!(
+                target,
+                "finance.audit is neither served here nor configured (--upstream finance.audit=...): \
+                 audit events wait in the outbox"
+            );
+            Ok(Outbox::detached())
+        }
+    }
+}
+
 async fn open_storage(target: &str, args: &RuntimeArgs) -> anyhow::Result<Storage> {
     let migrator = migrator(target).with_context(|| format!("{target} has no migrations"))?;
     Storage::open(
@@ -165,8 +228,10 @@ mod tests {
     fn expands_groups_and_refuses_unknown_names() {
         let all = expand(&["all".to_owned()]).unwrap();
         assert!(all.contains(GATEWAY) && all.contains("finance.account"));
-        let one = expand(&["finance.account".to_owned(), "finance".to_owned()]).unwrap();
+        let one = expand(&["finance.account".to_owned(), "finance.account".to_owned()]).unwrap();
         assert_eq!(one.into_iter().collect::<Vec<_>>(), ["finance.account"]);
+        let finance = expand(&["finance".to_owned(), "finance.risk".to_owned()]).unwrap();
+        assert_eq!(finance.into_iter().collect::<Vec<_>>(), FINANCE);
         assert!(expand(&["finance.acount".to_owned()]).is_err());
         assert!(expand(&[]).is_err());
     }

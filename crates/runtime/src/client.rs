@@ -9,6 +9,7 @@
 //! - retries UNAVAILABLE (and connection failures) with jittered exponential
 //!   backoff, but only for methods whose contract says
 //!   `option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS`;
+//! - passes on who the call is for (see [`crate::caller`]);
 //! - records RED metrics for the call.
 
 use std::future::Future;
@@ -23,7 +24,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::server::trace::{split_path, status_code};
-use crate::{BoxError, deadline, metrics, propagation};
+use crate::{BoxError, caller, deadline, metrics, propagation};
 
 /// How outgoing calls behave.
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +135,13 @@ async fn call_with_policy(
     };
     let (mut parts, body) = request.into_parts();
     propagation::inject(&span.context(), &mut parts.headers);
+    // Who the call is for travels on, unless the caller named someone.
+    if let Some(subject) = caller::subject()
+        && !parts.headers.contains_key(caller::SUBJECT_HEADER)
+        && let Ok(value) = http::HeaderValue::from_str(&subject)
+    {
+        parts.headers.insert(caller::SUBJECT_HEADER, value);
+    }
 
     // Only a call that may be retried needs its body twice; unary bodies are small.
     let mut body = Some(body);

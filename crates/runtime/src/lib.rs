@@ -12,18 +12,23 @@
 //! - [`client`]: channels to other services with the client trace layer,
 //!   deadline propagation and retries of idempotent methods;
 //! - [`deadline`]: the caller's deadline, carried across hops as `grpc-timeout`;
+//! - [`caller`]: who a call is for (the edge's verified subject), carried
+//!   across hops;
 //! - [`health`]: dependency-aware `grpc.health.v1` statuses;
 //! - [`db`], [`idempotency`], [`cache`]: storage, request-id claims, the
 //!   multi-level cache;
 //! - [`counters`]: expiring shared counters (Redis or in-process) for
 //!   sliding-window limits;
 //! - [`storage`]: a service's database and cache, opened one way;
+//! - [`outbox`]: events written with the change they report, relayed to the
+//!   audit trail until acknowledged;
 //! - [`errors`]: `tonic::Status` with `google.rpc` details;
 //! - [`shutdown`]: one cancellation signal for the whole process;
 //! - [`validate`]: request checks gathered into field violations, shared
 //!   limits and value types (currency codes, ids).
 
 pub mod cache;
+pub mod caller;
 pub mod client;
 pub mod config;
 pub mod contracts;
@@ -34,6 +39,7 @@ pub mod errors;
 pub mod health;
 pub mod idempotency;
 pub mod metrics;
+pub mod outbox;
 pub mod propagation;
 pub mod server;
 pub mod shutdown;

@@ -13,6 +13,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
@@ -25,7 +26,8 @@ pub enum LogFormat {
     Json,
     /// Compact human-readable lines.
     Pretty,
-    /// Compact lines through the test harness's capture.
+    /// JSON lines through the test harness's capture, also kept for
+    /// [`captured_logs`].
     #[value(skip)]
     Test,
 }
@@ -103,7 +105,15 @@ pub fn install(
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Pretty => fmt::layer().compact().with_writer(std::io::stderr).boxed(),
-        LogFormat::Test => fmt::layer().compact().with_test_writer().boxed(),
+        // Tests log what production logs (JSON), to the test harness's
+        // output and to a buffer that tests can search (see
+        // [`captured_logs`]).
+        LogFormat::Test => fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(fmt::writer::TestWriter::new().and(|| Capture))
+            .boxed(),
     };
 
     tracing_subscriber::registry()
@@ -140,4 +150,28 @@ pub fn current_trace_id() -> Option<String> {
     span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string())
+}
+
+/// Everything logged so far in this process under [`LogFormat::Test`].
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().expect("log capture lock")).into_owned()
+}
+
+static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Appends log lines to [`CAPTURED`].
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED
+            .lock()
+            .expect("log capture lock")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -22,8 +22,15 @@ pub async fn start() -> Edge {
 
 pub async fn start_with(config: GatewayConfig) -> Edge {
     let storage = Backend::Embedded.storage(&finance_account::MIGRATOR).await;
-    let server =
-        TestServer::start(|grpc, health| finance_account::register(grpc, health, storage)).await;
+    let server = TestServer::start(|grpc, health| {
+        finance_account::register(
+            grpc,
+            health,
+            storage,
+            meshwork_runtime::outbox::Outbox::detached(),
+        )
+    })
+    .await;
     let gateway = Gateway::new(|_| server.mesh_channel(), config).expect("routes");
     let (reporter, _) = tonic_health::server::health_reporter();
     Edge {

@@ -14,7 +14,7 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::{contracts, deadline, metrics, propagation};
+use crate::{caller, contracts, deadline, metrics, propagation};
 
 /// Adds [`ServerTrace`] around a service.
 #[derive(Debug, Clone, Copy)]
@@ -112,7 +112,12 @@ where
             recorded: false,
         };
         Box::pin(async move {
-            let call = deadline::scope(Some(deadline), inner.call(request)).instrument(span);
+            let subject = caller::from_headers(request.headers());
+            let call = caller::scope(
+                subject,
+                deadline::scope(Some(deadline), inner.call(request)),
+            )
+            .instrument(span);
             let result = match tokio::time::timeout_at(deadline.into(), call).await {
                 Ok(result) => result,
                 Err(_) => Ok(tonic::Status::deadline_exceeded(

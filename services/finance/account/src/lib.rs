@@ -1,7 +1,7 @@
 //! finance.account: the ledger.
 //!
 //! Owns accounts, their balances and the double-entry journal (tables
-//! `accounts`, `postings`, `journal_entries`, `idempotency_keys`). Every
+//! `accounts`, `postings`, `journal_entries`, `idempotency_keys`, `outbox`). Every
 //! balance change is a posting whose journal entries sum to zero against the
 //! currency's settlement account, so every cent has a source. Balances are
 //! read through the multi-level cache and invalidated after every change.
@@ -17,6 +17,7 @@ pub mod store;
 
 use meshwork_proto::meshwork::finance::account::v1::account_service_server::AccountServiceServer;
 use meshwork_runtime::health::HealthMonitor;
+use meshwork_runtime::outbox::Outbox;
 use meshwork_runtime::server::GrpcServer;
 use meshwork_runtime::storage::Storage;
 use sqlx::migrate::Migrator;
@@ -31,10 +32,18 @@ pub const SERVICE_NAME: &str = "meshwork.finance.account.v1.AccountService";
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Adds the account service to `server`, its dependencies to `health`.
-pub fn register(server: &mut GrpcServer, health: &mut HealthMonitor, storage: Storage) {
+/// Account changes, deposits and withdrawals are written to the outbox with
+/// the change; `outbox` wakes the relay that delivers them (see
+/// [`meshwork_runtime::outbox`]).
+pub fn register(
+    server: &mut GrpcServer,
+    health: &mut HealthMonitor,
+    storage: Storage,
+    outbox: Outbox,
+) {
     let limits = server.limits();
     health.watch(SERVICE_NAME, storage.probes());
-    let store = store::Store::new(storage.db);
+    let store = store::Store::new(storage.db, outbox);
     let balances = balances::Balances::new(store.clone(), storage.cache);
     let service = AccountServiceServer::new(api::AccountApi::new(store, balances))
         .max_decoding_message_size(limits.max_message_bytes)

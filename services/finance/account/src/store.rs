@@ -9,6 +9,7 @@
 
 use meshwork_runtime::db::Database;
 use meshwork_runtime::idempotency::{self, Claim};
+use meshwork_runtime::outbox::{self, Event, Outbox};
 use meshwork_runtime::time::now_micros;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -58,12 +59,14 @@ const NUMBER_ATTEMPTS: usize = 5;
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    outbox: Outbox,
 }
 
 impl Store {
-    /// A store over the service's database (already migrated).
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// A store over the service's database (already migrated); account
+    /// changes, deposits and withdrawals are reported through `outbox`.
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
     }
 
     /// Opens an account, once per request id.
@@ -104,7 +107,17 @@ impl Store {
         };
         let account = insert_account(&mut tx, account).await?;
         idempotency::record_result(&mut tx, request_id, &account.id).await?;
+        // The full number goes to the audit trail, which masks it at its
+        // door; it is never logged here.
+        let event = Event::new("account.created", &format!("accounts/{}", account.id), "OK")
+            .attr("account_id", &account.id)
+            .attr("account_number", account.number.expose())
+            .attr("owner_id", &account.owner_id)
+            .attr("currency", &account.currency)
+            .attr("type", account.account_type.as_str());
+        outbox::enqueue(&mut tx, &event).await?;
         tx.commit().await?;
+        self.outbox.wake();
         Ok((account, Applied::Now))
     }
 
@@ -192,7 +205,17 @@ impl Store {
             return Err(AccountError::Conflict(account_id.to_owned()));
         }
         idempotency::record_result(&mut tx, request_id, account_id).await?;
+        let action = match change {
+            StateChange::Freeze { .. } => "account.frozen",
+            StateChange::Unfreeze { .. } => "account.unfrozen",
+            StateChange::Close => "account.closed",
+        };
+        let event = Event::new(action, &format!("accounts/{account_id}"), "OK")
+            .attr("account_id", account_id)
+            .attr("reason", change.reason());
+        outbox::enqueue(&mut tx, &event).await?;
         tx.commit().await?;
+        self.outbox.wake();
         let account = Account {
             state,
             freeze_reason,
@@ -309,7 +332,19 @@ impl Store {
         )
         .await?;
         idempotency::record_result(&mut tx, request_id, &posting.id).await?;
+        let action = match movement.movement {
+            Movement::Deposit => "account.deposited",
+            Movement::Withdrawal => "account.withdrawn",
+        };
+        let event = Event::new(action, &format!("accounts/{}", movement.account_id), "OK")
+            .attr("account_id", &movement.account_id)
+            .attr("amount_minor", movement.amount_minor)
+            .attr("currency", &movement.currency)
+            .attr("posting_id", &posting.id)
+            .attr("memo", &movement.memo);
+        outbox::enqueue(&mut tx, &event).await?;
         tx.commit().await?;
+        self.outbox.wake();
         Ok(Posted {
             posting,
             applied: Applied::Now,

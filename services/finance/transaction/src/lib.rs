@@ -11,6 +11,10 @@
 //! left half-done. Reversals are compensating postings, at most one per
 //! transfer.
 //!
+//! Every outcome (posted, failed, held, approved, declined, rejected,
+//! reversed) is written to the outbox in the transaction that records it
+//! and relayed to finance.audit until acknowledged.
+//!
 //! It must not: hold or compute balances (the ledger does), touch the
 //! ledger's tables, or move money outside a PostTransfer call.
 
@@ -27,6 +31,7 @@ use std::time::Duration;
 use meshwork_proto::meshwork::finance::transaction::v1::transaction_service_server::TransactionServiceServer;
 use meshwork_runtime::client::MeshChannel;
 use meshwork_runtime::health::HealthMonitor;
+use meshwork_runtime::outbox::{self, Outbox, Relay};
 use meshwork_runtime::server::GrpcServer;
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::storage::Storage;
@@ -50,6 +55,9 @@ pub struct Deps {
     pub ledger: MeshChannel,
     /// Risk control (finance.risk), through the mesh client.
     pub risk: MeshChannel,
+    /// The audit trail (finance.audit), where the outbox relay delivers
+    /// events; `None` leaves them in the outbox table.
+    pub audit: Option<MeshChannel>,
     /// How hard a decision or posting outcome is chased within one call.
     pub call_policy: CallPolicy,
     /// How often the settler looks for transfers left in flight.
@@ -66,7 +74,16 @@ pub struct Deps {
 pub fn register(server: &mut GrpcServer, health: &mut HealthMonitor, storage: Storage, deps: Deps) {
     let limits = server.limits();
     health.watch(SERVICE_NAME, storage.probes());
-    let store = store::Store::new(storage.db);
+    let outbox = match deps.audit {
+        Some(audit) => {
+            let relay = Relay::new(storage.db.clone(), outbox::audit_sink(TARGET, audit));
+            let outbox = relay.outbox();
+            tokio::spawn(relay.run(deps.shutdown.clone()));
+            outbox
+        }
+        None => Outbox::detached(),
+    };
+    let store = store::Store::new(storage.db, outbox);
     let ledger = ledger::Ledger::new(deps.ledger, deps.call_policy);
     let risk = risk::RiskControl::new(deps.risk, deps.call_policy);
     let transfers = workflow::Transfers::new(store, risk, ledger);

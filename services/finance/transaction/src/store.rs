@@ -8,6 +8,7 @@
 
 use meshwork_runtime::db::Database;
 use meshwork_runtime::idempotency::{self, Claim};
+use meshwork_runtime::outbox::{self, Event, Outbox};
 use meshwork_runtime::time::now_micros;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -42,12 +43,39 @@ pub struct ListFilter {
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    outbox: Outbox,
 }
 
 impl Store {
-    /// A store over the service's (migrated) database.
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// A store over the service's (migrated) database; state changes are
+    /// reported through `outbox`.
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
+
+    /// Applies a guarded update of one transfer and, when it changed the
+    /// row, the event that reports the change, in one transaction: the
+    /// event exists exactly when the change does.
+    async fn change(
+        &self,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        transfer_id: &str,
+        report: impl FnOnce(&Transfer) -> Option<Event>,
+    ) -> Result<Transfer, TransactionError> {
+        let mut tx = self.db.pool().begin().await?;
+        let changed = update.execute(&mut *tx).await?.rows_affected() == 1;
+        let transfer = fetch(&mut tx, transfer_id)
+            .await?
+            .ok_or_else(|| TransactionError::NotFound(transfer_id.to_owned()))?;
+        let event = if changed { report(&transfer) } else { None };
+        if let Some(event) = &event {
+            outbox::enqueue(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        if event.is_some() {
+            self.outbox.wake();
+        }
+        Ok(transfer)
     }
 
     /// Accepts a transfer once per request id: a new one is stored
@@ -166,7 +194,7 @@ impl Store {
         };
         let refusal = (risk.decision == RiskDecision::Reject).then(|| risk.rejection(transfer_id));
         let refusal = refusal.as_ref();
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE transfers SET state = $1, risk_decision = $2, risk_score = $3, risk_reasons = $4, \
              failure_code = $5, failure_reason = $6, failure_subject = $7, failure_message = $8, updated_at = $9 \
              WHERE transfer_id = $10 AND state = 'PROCESSING' AND risk_decision = ''",
@@ -179,11 +207,16 @@ impl Store {
         .bind(refusal.map_or("", |r| r.reason.as_str()))
         .bind(refusal.map_or("", |r| r.subject.as_str()))
         .bind(refusal.map_or("", |r| r.message.as_str()))
-        .bind(now_micros())
-        .bind(transfer_id)
-        .execute(self.db.pool())
-        .await?;
-        self.get(transfer_id).await
+                .bind(now_micros())
+        .bind(transfer_id);
+        self.change(update, transfer_id, |t| match t.risk.decision {
+            RiskDecision::Review => Some(transfer_event("transfer.held_for_review", "REVIEW", t)),
+            RiskDecision::Reject => {
+                Some(transfer_event("transfer.rejected", "TRANSFER_REJECTED", t))
+            }
+            _ => None,
+        })
+        .await
     }
 
     /// A reviewer's answer to a PENDING_REVIEW transfer, once per request
@@ -248,7 +281,16 @@ impl Store {
         let transfer = fetch(&mut tx, transfer_id)
             .await?
             .ok_or_else(|| missing(transfer_id))?;
+        let event = match review {
+            Review::Approve { .. } => transfer_event("transfer.approved", "APPROVED", &transfer),
+            Review::Decline { .. } => {
+                transfer_event("transfer.declined", "TRANSFER_DECLINED", &transfer)
+            }
+        }
+        .attr("review_note", review.text());
+        outbox::enqueue(&mut tx, &event).await?;
         tx.commit().await?;
+        self.outbox.wake();
         Ok(transfer)
     }
 
@@ -258,16 +300,17 @@ impl Store {
         transfer_id: &str,
         posting_id: &str,
     ) -> Result<Transfer, TransactionError> {
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE transfers SET state = 'POSTED', posting_id = $1, updated_at = $2 \
              WHERE transfer_id = $3 AND state = 'PROCESSING'",
         )
         .bind(posting_id)
         .bind(now_micros())
-        .bind(transfer_id)
-        .execute(self.db.pool())
-        .await?;
-        self.get(transfer_id).await
+        .bind(transfer_id);
+        self.change(update, transfer_id, |t| {
+            Some(transfer_event("transfer.posted", "OK", t).attr("posting_id", &t.posting_id))
+        })
+        .await
     }
 
     /// PROCESSING → FAILED with the ledger's refusal; a no-op when someone
@@ -277,7 +320,7 @@ impl Store {
         transfer_id: &str,
         refusal: &Refusal,
     ) -> Result<Transfer, TransactionError> {
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE transfers SET state = 'FAILED', failure_code = $1, failure_reason = $2, \
              failure_subject = $3, failure_message = $4, updated_at = $5 \
              WHERE transfer_id = $6 AND state = 'PROCESSING'",
@@ -287,10 +330,11 @@ impl Store {
         .bind(&refusal.subject)
         .bind(&refusal.message)
         .bind(now_micros())
-        .bind(transfer_id)
-        .execute(self.db.pool())
-        .await?;
-        self.get(transfer_id).await
+        .bind(transfer_id);
+        self.change(update, transfer_id, |t| {
+            Some(transfer_event("transfer.failed", &refusal.reason, t))
+        })
+        .await
     }
 
     /// Claims `request_id` for reversing `transfer_id` and decides the next
@@ -342,17 +386,22 @@ impl Store {
         attempt: i64,
         posting_id: &str,
     ) -> Result<Transfer, TransactionError> {
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE transfers SET state = 'REVERSED', reversal_state = 'DONE', reversal_posting_id = $1, \
              updated_at = $2 WHERE transfer_id = $3 AND reversal_state = 'PROCESSING' AND reversal_attempt = $4",
         )
         .bind(posting_id)
         .bind(now_micros())
         .bind(transfer_id)
-        .bind(attempt)
-        .execute(self.db.pool())
-        .await?;
-        self.get(transfer_id).await
+        .bind(attempt);
+        self.change(update, transfer_id, |t| {
+            Some(
+                transfer_event("transfer.reversed", "OK", t)
+                    .attr("reversal_posting_id", &t.reversal.posting_id)
+                    .attr("reason", &t.reversal.reason),
+            )
+        })
+        .await
     }
 
     /// Reversal attempt `attempt` refused: the transfer stays POSTED and may
@@ -401,6 +450,24 @@ impl Store {
         .await?;
         rows.iter().map(from_row).collect()
     }
+}
+
+/// The event reporting a change of `transfer`.
+fn transfer_event(action: &str, outcome: &str, transfer: &Transfer) -> Event {
+    let details = &transfer.details;
+    let mut event = Event::new(action, &format!("transfers/{}", transfer.id), outcome)
+        .attr("from_account_id", &details.from_account_id)
+        .attr("to_account_id", &details.to_account_id)
+        .attr("amount_minor", details.amount_minor)
+        .attr("currency", &details.currency)
+        .attr("memo", &details.memo)
+        .attr("risk_score", transfer.risk.score);
+    if let Some(refusal) = &transfer.refusal {
+        event = event.attr("reason", &refusal.message);
+    } else if !transfer.risk.reasons.is_empty() {
+        event = event.attr("reason", transfer.risk.reasons.join("; "));
+    }
+    event
 }
 
 async fn fetch(

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use meshwork_runtime::caller;
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::time::now_micros;
 
@@ -194,7 +195,13 @@ impl Transfers {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}
             }
-            match self.settle_in_flight(min_age).await {
+            // Work the settler picks up is done on nobody's behalf in
+            // particular; the audit trail names it.
+            let round = caller::scope(
+                Some("meshwork:settler".to_owned()),
+                self.settle_in_flight(min_age),
+            );
+            match round.await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "settled transfers left in flight"),
                 Err(error) => tracing::warn!(%error, "settler could not read transfers in flight"),

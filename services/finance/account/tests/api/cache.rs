@@ -39,9 +39,15 @@ async fn a_change_through_one_replica_is_seen_by_the_other() {
         let storage = Storage::open(&db, &cache, &finance_account::MIGRATOR)
             .await
             .unwrap();
-        let server =
-            TestServer::start(|grpc, health| finance_account::register(grpc, health, storage))
-                .await;
+        let server = TestServer::start(|grpc, health| {
+            finance_account::register(
+                grpc,
+                health,
+                storage,
+                meshwork_runtime::outbox::Outbox::detached(),
+            )
+        })
+        .await;
         let client = AccountServiceClient::new(server.plain_channel().await);
         replicas.push((server, client));
     }

@@ -121,7 +121,12 @@ async fn messages_over_the_configured_limit_are_refused() {
         ..ServerLimits::default()
     };
     let server = TestServer::start_with(limits, |grpc, health| {
-        finance_account::register(grpc, health, storage)
+        finance_account::register(
+            grpc,
+            health,
+            storage,
+            meshwork_runtime::outbox::Outbox::detached(),
+        )
     })
     .await;
     let mut client = AccountServiceClient::new(server.plain_channel().await);

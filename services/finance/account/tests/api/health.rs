@@ -53,7 +53,15 @@ async fn not_serving_while_the_database_is_unreachable() {
     let storage = Storage::open(&db, &backend.fresh_cache_config(), &MIGRATOR)
         .await
         .unwrap();
-    let server = TestServer::start(|grpc, health| register(grpc, health, storage)).await;
+    let server = TestServer::start(|grpc, health| {
+        register(
+            grpc,
+            health,
+            storage,
+            meshwork_runtime::outbox::Outbox::detached(),
+        )
+    })
+    .await;
 
     assert!(
         eventually(|| async { status(&server, SERVICE_NAME).await == ServingStatus::Serving })

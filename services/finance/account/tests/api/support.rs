@@ -19,7 +19,15 @@ pub struct Harness {
 /// Starts the account service on fresh storage of `backend`.
 pub async fn start(backend: &Backend) -> Harness {
     let storage = backend.storage(&MIGRATOR).await;
-    let server = TestServer::start(|grpc, health| register(grpc, health, storage)).await;
+    let server = TestServer::start(|grpc, health| {
+        register(
+            grpc,
+            health,
+            storage,
+            meshwork_runtime::outbox::Outbox::detached(),
+        )
+    })
+    .await;
     let client = AccountServiceClient::new(server.plain_channel().await);
     Harness { server, client }
 }

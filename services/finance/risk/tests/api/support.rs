@@ -22,9 +22,15 @@ pub struct Harness {
 
 pub async fn start(backend: &Backend) -> Harness {
     let ledger_storage = backend.storage(&finance_account::MIGRATOR).await;
-    let ledger =
-        TestServer::start(|grpc, health| finance_account::register(grpc, health, ledger_storage))
-            .await;
+    let ledger = TestServer::start(|grpc, health| {
+        finance_account::register(
+            grpc,
+            health,
+            ledger_storage,
+            meshwork_runtime::outbox::Outbox::detached(),
+        )
+    })
+    .await;
     let storage = backend.storage(&finance_risk::MIGRATOR).await;
     let counters = backend.counters().await;
     let channel = client::channel(&ledger.url(), ClientPolicy::default()).unwrap();

@@ -2,6 +2,7 @@
 //! (finance.account) behind it: both servers on port 0, each on fresh
 //! storage of its own, on both backends.
 
+mod audit;
 mod bank;
 mod risk;
 mod settler;

@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
+use meshwork_proto::meshwork::finance::audit::v1 as audit_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::client::{self, ClientPolicy};
 use meshwork_runtime::db::DbConfig;
+use meshwork_runtime::outbox::{self, Relay};
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::storage::Storage;
 use meshwork_testkit::{Backend, TcpProxy, TestServer, target_of, with_host_port};
@@ -17,6 +19,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 pub type Accounts = account_pb::account_service_client::AccountServiceClient<Channel>;
+pub type Trail = audit_pb::audit_service_client::AuditServiceClient<Channel>;
 pub type Rules = risk_pb::risk_service_client::RiskServiceClient<Channel>;
 pub type Transactions = pb::transaction_service_client::TransactionServiceClient<Channel>;
 
@@ -31,6 +34,12 @@ pub struct Harness {
     pub risk: TestServer,
     /// Risk control's API (rules, policy, assessments).
     pub rules: Rules,
+    #[allow(dead_code)]
+    pub audit: TestServer,
+    /// Between both services' outbox relays and the audit trail.
+    pub audit_proxy: TcpProxy,
+    /// The audit trail's API.
+    pub trail: Trail,
     /// Between the transaction service and the ledger.
     pub proxy: TcpProxy,
     pub accounts: Accounts,
@@ -72,6 +81,26 @@ pub async fn start(backend: &Backend) -> Harness {
 pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     let ledger_db = backend.fresh_db_config();
     let service_db = backend.fresh_db_config();
+    let shutdown = Shutdown::new();
+    // The audit trail, behind a proxy a test can cut to take it away.
+    let audit_storage = backend.storage(&finance_audit::MIGRATOR).await;
+    let audit = TestServer::start(|grpc, health| {
+        finance_audit::register(
+            grpc,
+            health,
+            audit_storage,
+            finance_audit::Masking::standard(),
+        )
+    })
+    .await;
+    let audit_proxy = TcpProxy::start(target_of(&audit.url())).await;
+    let audit_channel = || {
+        client::channel(
+            &with_host_port(&audit.url(), audit_proxy.addr()),
+            ClientPolicy::default(),
+        )
+        .expect("audit channel")
+    };
     let ledger_storage = Storage::open(
         &ledger_db,
         &backend.fresh_cache_config(),
@@ -79,9 +108,16 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     )
     .await
     .expect("ledger storage");
-    let ledger =
-        TestServer::start(|grpc, health| finance_account::register(grpc, health, ledger_storage))
-            .await;
+    let ledger_relay = Relay::new(
+        ledger_storage.db.clone(),
+        outbox::audit_sink(finance_account::TARGET, audit_channel()),
+    );
+    let ledger_outbox = ledger_relay.outbox();
+    tokio::spawn(ledger_relay.run(shutdown.clone()));
+    let ledger = TestServer::start(|grpc, health| {
+        finance_account::register(grpc, health, ledger_storage, ledger_outbox)
+    })
+    .await;
     let risk_storage = Storage::open(
         &backend.fresh_db_config(),
         &backend.fresh_cache_config(),
@@ -103,7 +139,6 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     )
     .await
     .expect("service storage");
-    let shutdown = Shutdown::new();
     let deps = finance_transaction::Deps {
         ledger: client::channel(
             &with_host_port(&ledger.url(), proxy.addr()),
@@ -115,6 +150,7 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
         )
         .expect("ledger channel"),
         risk: client::channel(&risk.url(), ClientPolicy::default()).expect("risk channel"),
+        audit: Some(audit_channel()),
         call_policy: options.call_policy,
         settle_interval: options.settle_interval,
         settle_after: options.settle_after,
@@ -126,8 +162,12 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     .await;
     let accounts = Accounts::new(ledger.plain_channel().await);
     let rules = Rules::new(risk.plain_channel().await);
+    let trail = Trail::new(audit.plain_channel().await);
     let transfers = Transactions::new(service.plain_channel().await);
     Harness {
+        audit,
+        audit_proxy,
+        trail,
         ledger,
         risk,
         rules,

@@ -1,0 +1,320 @@
+//! The transactional outbox: events written in the same database
+//! transaction as the state change they report, delivered afterwards by a
+//! relay that retries until the receiver acknowledges.
+//!
+//! A service [`enqueue`]s an [`Event`] inside the transaction that changes
+//! its data, so the event exists if and only if the change committed. The
+//! [`Relay`] delivers pending events in order through a [`Sink`] (the audit
+//! service, for finance) and marks them delivered once acknowledged; when the
+//! receiver is down it waits and tries again, so a receiver that comes back
+//! gets every event. Delivery is at least once (a crash between the
+//! acknowledgement and the mark resends), so receivers drop duplicates by
+//! event id.
+//!
+//! Each event keeps the `traceparent` of the request that caused it; the
+//! relay delivers it inside that trace, so the receiver's work shows up in
+//! the same trace as the original request.
+//!
+//! Every service that uses it creates the table in its own migrations:
+//! ```sql
+//! CREATE TABLE outbox (
+//!     event_id     TEXT PRIMARY KEY,
+//!     occurred_at  BIGINT NOT NULL,
+//!     actor        TEXT NOT NULL,
+//!     action       TEXT NOT NULL,
+//!     resource     TEXT NOT NULL,
+//!     outcome      TEXT NOT NULL,
+//!     attributes   TEXT NOT NULL,
+//!     traceparent  TEXT NOT NULL,
+//!     delivered_at BIGINT NOT NULL DEFAULT 0
+//! );
+//! CREATE INDEX outbox_pending ON outbox (delivered_at, occurred_at, event_id);
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use opentelemetry::trace::TraceContextExt;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::db::Database;
+use crate::shutdown::Shutdown;
+use crate::time::now_micros;
+use crate::{caller, propagation};
+
+/// Something that happened, to be reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `evt_...`, unique: the receiver's deduplication key.
+    pub id: String,
+    /// Microseconds since the epoch.
+    pub occurred_at: i64,
+    /// Who caused it (see [`crate::caller`]).
+    pub actor: String,
+    /// What happened, e.g. "transfer.posted".
+    pub action: String,
+    /// What it happened to, e.g. "transfers/trf_...".
+    pub resource: String,
+    /// How it ended, e.g. "OK" or a refusal's reason.
+    pub outcome: String,
+    /// Details.
+    pub attributes: BTreeMap<String, String>,
+    /// The W3C traceparent of the request that caused it (may be empty).
+    pub traceparent: String,
+}
+
+impl Event {
+    /// An event now, by the current caller, in the current trace.
+    pub fn new(action: &str, resource: &str, outcome: &str) -> Self {
+        let mut headers = http::HeaderMap::new();
+        propagation::inject(&tracing::Span::current().context(), &mut headers);
+        Self {
+            id: crate::validate::new_id("evt"),
+            occurred_at: now_micros(),
+            actor: caller::actor(),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            outcome: outcome.to_owned(),
+            attributes: BTreeMap::new(),
+            traceparent: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    /// Adds a detail.
+    pub fn attr(mut self, key: &str, value: impl ToString) -> Self {
+        self.attributes.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    /// The trace id within `traceparent`, if any.
+    pub fn trace_id(&self) -> &str {
+        self.traceparent.split('-').nth(1).unwrap_or_default()
+    }
+}
+
+/// Writes `event` in the caller's transaction.
+pub async fn enqueue(tx: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
+    let attributes =
+        serde_json::to_string(&event.attributes).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO outbox (event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&event.id)
+    .bind(event.occurred_at)
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.resource)
+    .bind(&event.outcome)
+    .bind(attributes)
+    .bind(&event.traceparent)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// What a store holds to report events: after committing a transaction
+/// that enqueued some, it wakes the relay so they go out at once.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    wake: Option<Arc<Notify>>,
+}
+
+impl Outbox {
+    /// An outbox no relay in this process delivers (tests, tools): events
+    /// are written and wait for a relay.
+    pub fn detached() -> Self {
+        Self::default()
+    }
+
+    /// Tells the relay, if any, that events were committed.
+    pub fn wake(&self) {
+        if let Some(wake) = &self.wake {
+            wake.notify_one();
+        }
+    }
+}
+
+/// Where events go.
+pub trait Sink: Send + Sync + 'static {
+    /// Delivers one event; `Ok` once the receiver has it (or had it).
+    fn deliver<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// Delivers a service's outbox.
+#[derive(Clone)]
+pub struct Relay {
+    db: Database,
+    sink: Arc<dyn Sink>,
+    wake: Arc<Notify>,
+}
+
+/// Events read per round.
+const BATCH: i64 = 100;
+/// The longest pause between attempts while the receiver is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often pending events are looked for without a wake-up (events of
+/// other replicas, or written before a restart).
+const POLL: Duration = Duration::from_secs(1);
+
+impl Relay {
+    /// A relay of the outbox in `db` to `sink`.
+    pub fn new(db: Database, sink: Arc<dyn Sink>) -> Self {
+        Self {
+            db,
+            sink,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The handle stores use to wake this relay.
+    pub fn outbox(&self) -> Outbox {
+        Outbox {
+            wake: Some(self.wake.clone()),
+        }
+    }
+
+    /// Delivers pending events in order until one fails or none is left;
+    /// returns how many were delivered.
+    pub async fn deliver_pending(&self) -> Result<usize, String> {
+        let mut delivered = 0;
+        loop {
+            let events = self.pending().await.map_err(|e| e.to_string())?;
+            if events.is_empty() {
+                return Ok(delivered);
+            }
+            for event in &events {
+                self.deliver(event).await?;
+                sqlx::query("UPDATE outbox SET delivered_at = $1 WHERE event_id = $2")
+                    .bind(now_micros())
+                    .bind(&event.id)
+                    .execute(self.db.pool())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                delivered += 1;
+            }
+        }
+    }
+
+    /// Delivers one event inside the trace of the request that caused it.
+    async fn deliver(&self, event: &Event) -> Result<(), String> {
+        let span = tracing::info_span!(
+            "outbox.deliver",
+            otel.kind = "producer",
+            messaging.operation = "publish",
+            event.action = %event.action,
+        );
+        if !event.traceparent.is_empty() {
+            let mut headers = http::HeaderMap::new();
+            if let Ok(value) = http::HeaderValue::from_str(&event.traceparent) {
+                headers.insert("traceparent", value);
+            }
+            let parent = propagation::extract(&headers);
+            if parent.span().span_context().is_valid() {
+                let _ = span.set_parent(parent);
+            }
+        }
+        self.sink.deliver(event).instrument(span).await
+    }
+
+    async fn pending(&self) -> Result<Vec<Event>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent \
+             FROM outbox WHERE delivered_at = 0 ORDER BY occurred_at, event_id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let attributes: String = row.try_get("attributes")?;
+                Ok(Event {
+                    id: row.try_get("event_id")?,
+                    occurred_at: row.try_get("occurred_at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    resource: row.try_get("resource")?,
+                    outcome: row.try_get("outcome")?,
+                    attributes: serde_json::from_str(&attributes)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                    traceparent: row.try_get("traceparent")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Delivers until shutdown: at once when woken, every second anyway,
+    /// backing off (up to 5 s) while the receiver fails.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let pause = match self.deliver_pending().await {
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    POLL
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "outbox delivery failed");
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    pause
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// The audit service (finance.audit) as a sink.
+pub fn audit_sink(source: &str, channel: crate::client::MeshChannel) -> Arc<dyn Sink> {
+    Arc::new(AuditSink {
+        source: source.to_owned(),
+        client: audit::audit_service_client::AuditServiceClient::new(channel),
+    })
+}
+
+use meshwork_proto::meshwork::finance::audit::v1 as audit;
+
+struct AuditSink {
+    source: String,
+    client: audit::audit_service_client::AuditServiceClient<crate::client::MeshChannel>,
+}
+
+impl Sink for AuditSink {
+    fn deliver<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let request = audit::RecordEventRequest {
+                event: Some(audit::AuditEvent {
+                    event_id: event.id.clone(),
+                    source: self.source.clone(),
+                    actor: event.actor.clone(),
+                    action: event.action.clone(),
+                    resource: event.resource.clone(),
+                    outcome: event.outcome.clone(),
+                    attributes: event.attributes.clone().into_iter().collect(),
+                    occur_time: Some(crate::time::to_timestamp(event.occurred_at)),
+                    trace_id: event.trace_id().to_owned(),
+                }),
+            };
+            self.client
+                .clone()
+                .record_event(request)
+                .await
+                .map(|_| ())
+                .map_err(|status| format!("{:?}: {}", status.code(), status.message()))
+        })
+    }
+}

@@ -1,0 +1,336 @@
+//! The gRPC face of finance.audit: masking at the door, protobuf ↔ domain
+//! conversion and validation.
+
+use std::collections::BTreeMap;
+
+use meshwork_proto::meshwork::finance::audit::v1 as pb;
+use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::validate::{Checks, MAX_ID_LEN};
+use pb::audit_service_server::AuditService;
+use tonic::{Request, Response, Status};
+
+use crate::domain::{ChainCheck, Event, Record, Section, csv_field, sections};
+use crate::masking::Masking;
+use crate::store::{Filter, Store};
+
+/// Records read per round while verifying or reporting.
+const PAGE: usize = 1000;
+/// Default threshold of a large transaction: 10,000.00.
+const DEFAULT_LARGE_AMOUNT_MINOR: i64 = 1_000_000;
+/// Longest accepted text field of an event.
+const MAX_TEXT: usize = 1024;
+
+/// Implements `meshwork.finance.audit.v1.AuditService`.
+pub struct AuditApi {
+    store: Store,
+    masking: Masking,
+}
+
+impl AuditApi {
+    /// The service over its store and masking rules.
+    pub fn new(store: Store, masking: Masking) -> Self {
+        Self { store, masking }
+    }
+
+    /// The event as it may be stored: every text masked (attributes named
+    /// exempt stay).
+    fn masked(&self, event: pb::AuditEvent) -> Event {
+        let m = &self.masking;
+        Event {
+            event_id: event.event_id,
+            source: event.source,
+            actor: m.mask(&event.actor),
+            action: event.action,
+            resource: m.mask(&event.resource),
+            outcome: m.mask(&event.outcome),
+            attributes: event
+                .attributes
+                .into_iter()
+                .map(|(key, value)| {
+                    let masked = m.mask_attribute(&key, &value);
+                    (key, masked)
+                })
+                .collect::<BTreeMap<_, _>>(),
+            occurred_at: event.occur_time.as_ref().map_or(0, micros),
+            trace_id: event.trace_id,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn record_event(
+        &self,
+        request: Request<pb::RecordEventRequest>,
+    ) -> Result<Response<pb::RecordEventResponse>, Status> {
+        let event = request.into_inner().event.unwrap_or_default();
+        let mut checks = Checks::new();
+        checks.id("event.event_id", &event.event_id);
+        checks.id("event.source", &event.source);
+        checks.id("event.action", &event.action);
+        checks.text("event.actor", &event.actor, true, MAX_TEXT);
+        checks.text("event.resource", &event.resource, true, MAX_TEXT);
+        checks.text("event.outcome", &event.outcome, true, MAX_TEXT);
+        if event.occur_time.is_none() {
+            checks.fail("event.occur_time", "is required");
+        }
+        if event.trace_id.len() > MAX_ID_LEN {
+            checks.fail("event.trace_id", "is too long");
+        }
+        checks.finish()?;
+        let (record, duplicate) = self
+            .store
+            .append(&self.masked(event))
+            .await
+            .map_err(Status::from)?;
+        if !duplicate {
+            tracing::info!(sequence = record.sequence, action = %record.event.action, "audit record appended");
+        }
+        Ok(Response::new(pb::RecordEventResponse {
+            record: Some(record_to_pb(&record)),
+            duplicate,
+        }))
+    }
+
+    async fn query_audit_log(
+        &self,
+        request: Request<pb::QueryAuditLogRequest>,
+    ) -> Result<Response<pb::QueryAuditLogResponse>, Status> {
+        let r = request.into_inner();
+        let mut checks = Checks::new();
+        let page_size = checks.page_size("page_size", r.page_size);
+        let after = match r.page_token.as_str() {
+            "" => 0,
+            token => token.parse::<i64>().unwrap_or_else(|_| {
+                checks.fail("page_token", "is not a token returned by this method");
+                0
+            }),
+        };
+        checks.finish()?;
+        let filter = Filter {
+            source: r.source,
+            // Filters are masked like the records, so that a clear number
+            // finds its masked records without ever being stored.
+            actor: self.masking.mask(&r.actor),
+            action: r.action,
+            resource: self.masking.mask(&r.resource),
+            outcome: r.outcome,
+            start: r.start_time.as_ref().map(micros),
+            end: r.end_time.as_ref().map(micros),
+        };
+        let mut records = self
+            .store
+            .query(&filter, after, page_size + 1)
+            .await
+            .map_err(Status::from)?;
+        let next_page_token = if records.len() > page_size {
+            records.truncate(page_size);
+            records
+                .last()
+                .map(|r| r.sequence.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::QueryAuditLogResponse {
+            records: records.iter().map(record_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn verify_chain(
+        &self,
+        _request: Request<pb::VerifyChainRequest>,
+    ) -> Result<Response<pb::VerifyChainResponse>, Status> {
+        // The head first: records appended during the walk are not judged.
+        let (head_sequence, head_hash) = self.store.head().await.map_err(Status::from)?;
+        let mut check = ChainCheck::default();
+        let mut after = 0;
+        let everything = Filter::default();
+        'walk: loop {
+            let records = self
+                .store
+                .query(&everything, after, PAGE)
+                .await
+                .map_err(Status::from)?;
+            for record in &records {
+                if record.sequence > head_sequence {
+                    break 'walk;
+                }
+                check.check(record);
+                if check.is_broken() {
+                    break 'walk;
+                }
+                after = record.sequence;
+            }
+            if records.len() < PAGE {
+                break;
+            }
+        }
+        let (checked, broken) = check.finish(head_sequence, &head_hash);
+        if let Some(broken) = &broken {
+            tracing::warn!(sequence = broken.sequence(), problem = %broken.describe(), "audit chain broken");
+        }
+        Ok(Response::new(pb::VerifyChainResponse {
+            intact: broken.is_none(),
+            records_checked: checked,
+            first_broken_sequence: broken.as_ref().map_or(0, |b| b.sequence()),
+            problem: broken.map(|b| b.describe()).unwrap_or_default(),
+        }))
+    }
+
+    async fn generate_compliance_report(
+        &self,
+        request: Request<pb::GenerateComplianceReportRequest>,
+    ) -> Result<Response<pb::GenerateComplianceReportResponse>, Status> {
+        let r = request.into_inner();
+        let mut checks = Checks::new();
+        let start = r.start_time.as_ref().map(micros);
+        let end = r.end_time.as_ref().map(micros);
+        if start.is_none() {
+            checks.fail("start_time", "is required");
+        }
+        if end.is_none() {
+            checks.fail("end_time", "is required");
+        }
+        if let (Some(start), Some(end)) = (start, end)
+            && end <= start
+        {
+            checks.fail("end_time", "must be after start_time");
+        }
+        if r.large_amount_minor < 0 {
+            checks.fail("large_amount_minor", "must not be negative");
+        }
+        checks.finish()?;
+        let large = match r.large_amount_minor {
+            0 => DEFAULT_LARGE_AMOUNT_MINOR,
+            n => n,
+        };
+        let filter = Filter {
+            start,
+            end,
+            ..Filter::default()
+        };
+        let mut report = pb::GenerateComplianceReportResponse::default();
+        let mut csv = String::from(
+            "section,occur_time,sequence,action,resource,outcome,amount_minor,currency,accounts,detail\r\n",
+        );
+        let mut after = 0;
+        loop {
+            let records = self
+                .store
+                .query(&filter, after, PAGE)
+                .await
+                .map_err(Status::from)?;
+            for record in &records {
+                for section in sections(&record.event, large) {
+                    let line = report_line(section, record);
+                    csv.push_str(&csv_line(&line));
+                    match section {
+                        Section::LargeTransaction => report.large_transactions.push(line),
+                        Section::FrozenAccount => report.frozen_accounts.push(line),
+                        Section::RejectedTransfer => report.rejected_transfers.push(line),
+                        Section::ReviewedTransfer => report.reviewed_transfers.push(line),
+                        Section::FailedPayment => report.failed_payments.push(line),
+                    }
+                }
+                after = record.sequence;
+            }
+            if records.len() < PAGE {
+                break;
+            }
+        }
+        report.csv = csv;
+        Ok(Response::new(report))
+    }
+}
+
+fn report_line(section: Section, record: &Record) -> pb::ReportLine {
+    let e = &record.event;
+    let get = |key: &str| e.attributes.get(key).cloned().unwrap_or_default();
+    let accounts = [
+        "account_id",
+        "from_account_id",
+        "to_account_id",
+        "account_number",
+    ]
+    .iter()
+    .filter_map(|key| e.attributes.get(*key).cloned())
+    .collect::<Vec<_>>()
+    .join(" ");
+    let amount = e
+        .attributes
+        .get("amount_minor")
+        .and_then(|a| a.parse().ok())
+        .map(|amount_minor| Money {
+            currency: get("currency"),
+            amount_minor,
+        });
+    pb::ReportLine {
+        section: section.as_str().to_owned(),
+        occur_time: Some(to_timestamp(e.occurred_at)),
+        action: e.action.clone(),
+        resource: e.resource.clone(),
+        outcome: e.outcome.clone(),
+        amount,
+        accounts,
+        detail: get("reason"),
+        sequence: record.sequence,
+    }
+}
+
+fn csv_line(line: &pb::ReportLine) -> String {
+    let time = line.occur_time.map(|t| t.to_string()).unwrap_or_default();
+    let (amount, currency) = line
+        .amount
+        .as_ref()
+        .map(|m| (m.amount_minor.to_string(), m.currency.clone()))
+        .unwrap_or_default();
+    let fields = [
+        line.section.clone(),
+        time,
+        line.sequence.to_string(),
+        line.action.clone(),
+        line.resource.clone(),
+        line.outcome.clone(),
+        amount,
+        currency,
+        line.accounts.clone(),
+        line.detail.clone(),
+    ];
+    let mut text = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push_str("\r\n");
+    text
+}
+
+fn micros(at: &prost_types::Timestamp) -> i64 {
+    at.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(at.nanos) / 1_000)
+}
+
+fn record_to_pb(record: &Record) -> pb::AuditRecord {
+    let e = &record.event;
+    pb::AuditRecord {
+        sequence: record.sequence,
+        event: Some(pb::AuditEvent {
+            event_id: e.event_id.clone(),
+            source: e.source.clone(),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            resource: e.resource.clone(),
+            outcome: e.outcome.clone(),
+            attributes: e.attributes.clone().into_iter().collect(),
+            occur_time: Some(to_timestamp(e.occurred_at)),
+            trace_id: e.trace_id.clone(),
+        }),
+        record_time: Some(to_timestamp(record.recorded_at)),
+        previous_hash: record.previous_hash.clone(),
+        hash: record.hash.clone(),
+    }
+}

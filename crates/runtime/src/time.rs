@@ -19,9 +19,28 @@ pub fn to_timestamp(micros: i64) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf `Timestamp` as stored (microseconds, saturating at the ends).
+pub fn from_timestamp(at: &prost_types::Timestamp) -> i64 {
+    at.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(at.nanos) / 1_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_round_trip_and_saturate() {
+        for micros in [0, 1_500_000, -1, 1_795_600_800_123_456] {
+            assert_eq!(from_timestamp(&to_timestamp(micros)), micros);
+        }
+        let far = prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        };
+        assert_eq!(from_timestamp(&far), i64::MAX);
+    }
 
     #[test]
     fn converts_micros_to_timestamp_both_sides_of_epoch() {

@@ -3,7 +3,7 @@
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::time::{from_timestamp, to_timestamp};
 use pb::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
@@ -412,10 +412,24 @@ impl AccountService for AccountApi {
         checks.id("account_id", &request.account_id);
         let page_size = checks.page_size("page_size", request.page_size);
         let before = checks.page_token("page_token", &request.page_token, "ent_");
+        let period = (
+            request.start_time.as_ref().map(from_timestamp),
+            request.end_time.as_ref().map(from_timestamp),
+        );
+        if let (Some(start), Some(end)) = period
+            && start > end
+        {
+            checks.fail("end_time", "must not be before start_time");
+        }
         checks.finish()?;
         let mut entries = self
             .store
-            .journal(&request.account_id, before.as_deref(), page_size + 1)
+            .journal(
+                &request.account_id,
+                period,
+                before.as_deref(),
+                page_size + 1,
+            )
             .await?;
         let next_page_token = next_token(&mut entries, page_size, |e| e.id.clone());
         Ok(Response::new(pb::ListJournalEntriesResponse {
@@ -494,5 +508,6 @@ fn entry_to_pb(entry: &JournalEntry) -> pb::JournalEntry {
         amount: money(&entry.currency, entry.amount_minor),
         kind: entry.kind.clone(),
         create_time: Some(to_timestamp(entry.created_at)),
+        balance_after: money(&entry.currency, entry.balance_after_minor),
     }
 }

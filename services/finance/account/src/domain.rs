@@ -461,6 +461,8 @@ pub struct JournalEntry {
     pub amount_minor: i64,
     /// The posting's kind.
     pub kind: String,
+    /// The account's balance right after this entry.
+    pub balance_after_minor: i64,
     /// Microseconds since the epoch.
     pub created_at: i64,
 }

@@ -328,7 +328,18 @@ impl Store {
         insert_posting(
             &mut tx,
             &posting,
-            [(&movement.account_id, delta), (&settlement_id, -delta)],
+            [
+                Entry {
+                    account_id: &movement.account_id,
+                    amount_minor: delta,
+                    balance_after_minor: balances[0].balance_minor,
+                },
+                Entry {
+                    account_id: &settlement_id,
+                    amount_minor: -delta,
+                    balance_after_minor: balances[1].balance_minor,
+                },
+            ],
         )
         .await?;
         idempotency::record_result(&mut tx, request_id, &posting.id).await?;
@@ -472,8 +483,16 @@ impl Store {
             &mut tx,
             &posting,
             [
-                (&transfer.from_account_id, -transfer.amount_minor),
-                (&transfer.to_account_id, transfer.amount_minor),
+                Entry {
+                    account_id: &transfer.from_account_id,
+                    amount_minor: -transfer.amount_minor,
+                    balance_after_minor: posting.balance_after_minor,
+                },
+                Entry {
+                    account_id: &transfer.to_account_id,
+                    amount_minor: transfer.amount_minor,
+                    balance_after_minor: posting.counterparty_balance_after_minor,
+                },
             ],
         )
         .await?;
@@ -541,20 +560,25 @@ impl Store {
         })
     }
 
-    /// Journal entries of an account before `before` (newest first), at most `limit`.
+    /// Journal entries of an account in `period` (from, to: microseconds)
+    /// before `before` (newest first), at most `limit`.
     pub async fn journal(
         &self,
         account_id: &str,
+        period: (Option<i64>, Option<i64>),
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<JournalEntry>, AccountError> {
         self.account(account_id).await?;
         let rows = sqlx::query(
-            "SELECT entry_id, posting_id, account_id, currency, amount_minor, kind, created_at FROM journal_entries \
-             WHERE account_id = $1 AND ($2 = '' OR entry_id < $2) ORDER BY entry_id DESC LIMIT $3",
+            "SELECT entry_id, posting_id, account_id, currency, amount_minor, kind, balance_after_minor, created_at \
+             FROM journal_entries WHERE account_id = $1 AND ($2 = '' OR entry_id < $2) \
+             AND created_at >= $3 AND created_at < $4 ORDER BY entry_id DESC LIMIT $5",
         )
         .bind(account_id)
         .bind(before.unwrap_or(""))
+        .bind(period.0.unwrap_or(i64::MIN))
+        .bind(period.1.unwrap_or(i64::MAX))
         .bind(limit as i64)
         .fetch_all(self.db.pool())
         .await?;
@@ -567,6 +591,7 @@ impl Store {
                     currency: currency_of(row)?,
                     amount_minor: row.try_get("amount_minor")?,
                     kind: row.try_get("kind")?,
+                    balance_after_minor: row.try_get("balance_after_minor")?,
                     created_at: row.try_get("created_at")?,
                 })
             })
@@ -574,13 +599,21 @@ impl Store {
     }
 }
 
+/// One journal line to write: a signed amount on an account and the
+/// account's balance right after it.
+struct Entry<'a> {
+    account_id: &'a str,
+    amount_minor: i64,
+    balance_after_minor: i64,
+}
+
 /// Writes a posting and its journal entries (which must sum to zero).
 async fn insert_posting(
     tx: &mut AnyConnection,
     posting: &Posting,
-    entries: [(&String, i64); 2],
+    entries: [Entry<'_>; 2],
 ) -> Result<(), AccountError> {
-    debug_assert_eq!(entries.iter().map(|(_, amount)| amount).sum::<i64>(), 0);
+    debug_assert_eq!(entries.iter().map(|e| e.amount_minor).sum::<i64>(), 0);
     sqlx::query(
         "INSERT INTO postings (posting_id, kind, account_id, currency, amount_minor, memo, \
          balance_after_minor, counterparty_account_id, counterparty_balance_after_minor, created_at) \
@@ -598,17 +631,18 @@ async fn insert_posting(
     .bind(posting.created_at)
     .execute(&mut *tx)
     .await?;
-    for (account_id, amount_minor) in entries {
+    for entry in entries {
         sqlx::query(
-            "INSERT INTO journal_entries (entry_id, posting_id, account_id, currency, amount_minor, kind, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO journal_entries (entry_id, posting_id, account_id, currency, amount_minor, kind, \
+             balance_after_minor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new_id("ent"))
         .bind(&posting.id)
-        .bind(account_id)
+        .bind(entry.account_id)
         .bind(posting.currency.as_str())
-        .bind(amount_minor)
+        .bind(entry.amount_minor)
         .bind(&posting.kind)
+        .bind(entry.balance_after_minor)
         .bind(posting.created_at)
         .execute(&mut *tx)
         .await?;

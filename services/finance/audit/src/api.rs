@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use meshwork_proto::meshwork::finance::audit::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::time::{from_timestamp, to_timestamp};
 use meshwork_runtime::validate::{Checks, MAX_ID_LEN};
 use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
@@ -52,7 +52,7 @@ impl AuditApi {
                     (key, masked)
                 })
                 .collect::<BTreeMap<_, _>>(),
-            occurred_at: event.occur_time.as_ref().map_or(0, micros),
+            occurred_at: event.occur_time.as_ref().map_or(0, from_timestamp),
             trace_id: event.trace_id,
         }
     }
@@ -116,8 +116,8 @@ impl AuditService for AuditApi {
             action: r.action,
             resource: self.masking.mask(&r.resource),
             outcome: r.outcome,
-            start: r.start_time.as_ref().map(micros),
-            end: r.end_time.as_ref().map(micros),
+            start: r.start_time.as_ref().map(from_timestamp),
+            end: r.end_time.as_ref().map(from_timestamp),
         };
         let mut records = self
             .store
@@ -186,8 +186,8 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::GenerateComplianceReportResponse>, Status> {
         let r = request.into_inner();
         let mut checks = Checks::new();
-        let start = r.start_time.as_ref().map(micros);
-        let end = r.end_time.as_ref().map(micros);
+        let start = r.start_time.as_ref().map(from_timestamp);
+        let end = r.end_time.as_ref().map(from_timestamp);
         if start.is_none() {
             checks.fail("start_time", "is required");
         }
@@ -306,12 +306,6 @@ fn csv_line(line: &pb::ReportLine) -> String {
         .join(",");
     text.push_str("\r\n");
     text
-}
-
-fn micros(at: &prost_types::Timestamp) -> i64 {
-    at.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(at.nanos) / 1_000)
 }
 
 fn record_to_pb(record: &Record) -> pb::AuditRecord {

@@ -3,7 +3,7 @@
 
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::time::{now_micros, to_timestamp};
+use meshwork_runtime::time::{from_timestamp, now_micros, to_timestamp};
 use meshwork_runtime::validate::MAX_ID_LEN;
 use pb::risk_service_server::RiskService;
 use pb::rule::Condition as PbCondition;
@@ -56,7 +56,10 @@ impl RiskService for RiskApi {
             to_account_id: r.to_account_id,
             currency,
             amount_minor: amount.amount_minor,
-            occur_at: r.occur_time.as_ref().map_or_else(now_micros, micros),
+            occur_at: r
+                .occur_time
+                .as_ref()
+                .map_or_else(now_micros, from_timestamp),
         };
         let assessment = self.engine.assess(subject).await?;
         Ok(Response::new(pb::AssessResponse {
@@ -294,12 +297,6 @@ fn cut<T>(rows: &mut Vec<T>, page_size: usize, key: impl Fn(&T) -> String) -> St
     } else {
         String::new()
     }
-}
-
-fn micros(at: &prost_types::Timestamp) -> i64 {
-    at.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(at.nanos) / 1_000)
 }
 
 fn rule_to_pb(rule: &Rule) -> pb::Rule {

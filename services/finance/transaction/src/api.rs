@@ -3,7 +3,7 @@
 
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::time::{from_timestamp, to_timestamp};
 use meshwork_runtime::validate::{Checks, MAX_MEMO_LEN, MAX_REASON_LEN};
 use pb::transaction_service_server::TransactionService;
 use tonic::{Request, Response, Status};
@@ -91,8 +91,8 @@ impl TransactionService for TransactionApi {
         }
         let page_size = checks.page_size("page_size", r.page_size);
         let after = checks.page_token("page_token", &r.page_token, "trf_");
-        let start = r.start_time.as_ref().map(micros);
-        let end = r.end_time.as_ref().map(micros);
+        let start = r.start_time.as_ref().map(from_timestamp);
+        let end = r.end_time.as_ref().map(from_timestamp);
         if let (Some(start), Some(end)) = (start, end)
             && start > end
         {
@@ -118,6 +118,59 @@ impl TransactionService for TransactionApi {
         Ok(Response::new(pb::ListTransfersResponse {
             transfers: transfers.iter().map(transfer_to_pb).collect(),
             next_page_token,
+        }))
+    }
+
+    async fn get_statement(
+        &self,
+        request: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::GetStatementResponse>, Status> {
+        let r = request.into_inner();
+        let mut checks = Checks::new();
+        checks.id("account_id", &r.account_id);
+        let start = r.start_time.as_ref().map(from_timestamp);
+        let end = r.end_time.as_ref().map(from_timestamp);
+        if start.is_none() {
+            checks.fail("start_time", "is required");
+        }
+        if end.is_none() {
+            checks.fail("end_time", "is required");
+        }
+        if let (Some(start), Some(end)) = (start, end)
+            && end <= start
+        {
+            checks.fail("end_time", "must be after start_time");
+        }
+        checks.finish()?;
+        let (Some(start), Some(end)) = (start, end) else {
+            unreachable!("checks passed")
+        };
+        let (currency, statement) = self.transfers.statement(&r.account_id, start, end).await?;
+        let money = |amount_minor| {
+            Some(Money {
+                currency: currency.clone(),
+                amount_minor,
+            })
+        };
+        Ok(Response::new(pb::GetStatementResponse {
+            account_id: r.account_id,
+            opening_balance: money(statement.opening_minor),
+            closing_balance: money(statement.closing_minor),
+            total_credits: money(statement.credits_minor),
+            total_debits: money(statement.debits_minor),
+            lines: statement
+                .lines
+                .iter()
+                .map(|line| pb::StatementLine {
+                    occur_time: Some(to_timestamp(line.occur_at)),
+                    kind: line.kind.clone(),
+                    amount: money(line.amount_minor),
+                    balance_after: money(line.balance_after_minor),
+                    posting_id: line.posting_id.clone(),
+                    transfer_id: line.transfer_id.clone(),
+                    counterparty_account_id: line.counterparty_account_id.clone(),
+                })
+                .collect(),
         }))
     }
 
@@ -186,13 +239,6 @@ impl TransactionApi {
             .await?;
         Ok(transfer_to_pb(&transfer))
     }
-}
-
-/// A timestamp in microseconds since the epoch (saturating).
-fn micros(at: &prost_types::Timestamp) -> i64 {
-    at.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(at.nanos) / 1_000)
 }
 
 fn transfer_to_pb(transfer: &Transfer) -> pb::Transfer {

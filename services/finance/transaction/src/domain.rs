@@ -323,9 +323,96 @@ pub enum ReversalStep {
     Done,
 }
 
+/// One movement on a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementLine {
+    /// Microseconds since the epoch.
+    pub occur_at: i64,
+    /// The posting's kind.
+    pub kind: String,
+    /// Signed: credits positive.
+    pub amount_minor: i64,
+    /// The running balance.
+    pub balance_after_minor: i64,
+    /// The ledger posting.
+    pub posting_id: String,
+    /// The transfer, for transfers and reversals.
+    pub transfer_id: String,
+    /// The other account of a transfer.
+    pub counterparty_account_id: String,
+}
+
+/// An account's statement for a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Balance at the start.
+    pub opening_minor: i64,
+    /// Balance at the end.
+    pub closing_minor: i64,
+    /// Oldest first.
+    pub lines: Vec<StatementLine>,
+    /// Sum of credits.
+    pub credits_minor: i64,
+    /// Sum of debits, positive.
+    pub debits_minor: i64,
+}
+
+impl Statement {
+    /// The statement of `lines` (oldest first) after `opening_minor`.
+    pub fn new(opening_minor: i64, lines: Vec<StatementLine>) -> Self {
+        let credits_minor = lines.iter().map(|l| l.amount_minor.max(0)).sum();
+        let debits_minor = lines.iter().map(|l| (-l.amount_minor).max(0)).sum();
+        let closing_minor = lines
+            .last()
+            .map_or(opening_minor, |l| l.balance_after_minor);
+        Self {
+            opening_minor,
+            closing_minor,
+            lines,
+            credits_minor,
+            debits_minor,
+        }
+    }
+
+    /// Whether opening + every line = closing, line by line (the ledger's
+    /// running balances agree with its amounts).
+    pub fn adds_up(&self) -> bool {
+        let mut balance = self.opening_minor;
+        self.lines.iter().all(|line| {
+            balance += line.amount_minor;
+            balance == line.balance_after_minor
+        }) && balance == self.closing_minor
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_total_their_lines() {
+        let line = |amount_minor, balance_after_minor| StatementLine {
+            occur_at: 0,
+            kind: "TRANSFER".into(),
+            amount_minor,
+            balance_after_minor,
+            posting_id: String::new(),
+            transfer_id: String::new(),
+            counterparty_account_id: String::new(),
+        };
+        let statement = Statement::new(100, vec![line(50, 150), line(-30, 120)]);
+        assert_eq!(
+            (
+                statement.closing_minor,
+                statement.credits_minor,
+                statement.debits_minor
+            ),
+            (120, 50, 30)
+        );
+        assert!(statement.adds_up());
+        assert!(!Statement::new(100, vec![line(50, 160)]).adds_up());
+        assert_eq!(Statement::new(7, Vec::new()).closing_minor, 7);
+    }
 
     fn transfer(state: TransferState, reversal: ReversalState, by: &str) -> Transfer {
         Transfer {

@@ -17,6 +17,12 @@ pub enum TransactionError {
     /// No such transfer.
     #[error("transfer {0} not found")]
     NotFound(String),
+    /// No such account (the ledger says).
+    #[error("account {0} not found")]
+    AccountNotFound(String),
+    /// The ledger could not answer a read.
+    #[error("ledger: {0}")]
+    Ledger(String),
     /// The ledger refused the posting; no money moved.
     #[error("{}", .0.message)]
     Refused(Refusal),
@@ -88,6 +94,8 @@ impl From<TransactionError> for Status {
         match &error {
             Invalid(violations) => errors::invalid_argument(violations),
             NotFound(id) => errors::not_found("transfer", &resource(id)),
+            AccountNotFound(id) => errors::not_found("account", &format!("accounts/{id}")),
+            Ledger(cause) => errors::unavailable("finance.account", cause),
             Refused(refusal) => refusal_status(refusal),
             NotPosted { transfer_id, .. } => errors::failed_precondition(
                 "TRANSFER_NOT_POSTED",

@@ -17,7 +17,10 @@ use pb::account_service_client::AccountServiceClient;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+use meshwork_runtime::time::to_timestamp;
+
 use crate::domain::{NewTransfer, Refusal};
+use crate::error::TransactionError;
 
 /// Which way a posting moves the money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +133,88 @@ impl Ledger {
             tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
         }
         Outcome::Unknown(last)
+    }
+}
+
+impl Ledger {
+    /// The currency of `account_id`.
+    pub async fn currency(&self, account_id: &str) -> Result<String, TransactionError> {
+        let request = pb::GetAccountRequest {
+            account_id: account_id.to_owned(),
+        };
+        let account = self
+            .client
+            .clone()
+            .get_account(request)
+            .await
+            .map_err(|status| read_error(account_id, status))?
+            .into_inner()
+            .account
+            .unwrap_or_default();
+        Ok(account.currency)
+    }
+
+    /// The journal of `account_id` in `[start, end)`, oldest first.
+    pub async fn journal(
+        &self,
+        account_id: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Result<Vec<pb::JournalEntry>, TransactionError> {
+        let mut entries = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .journal_page(account_id, start, end, 500, &page_token)
+                .await?;
+            entries.extend(page.entries);
+            if page.next_page_token.is_empty() {
+                entries.reverse();
+                return Ok(entries);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// The balance of `account_id` just before `at` (0 before its first
+    /// entry).
+    pub async fn balance_before(&self, account_id: &str, at: i64) -> Result<i64, TransactionError> {
+        let page = self.journal_page(account_id, None, Some(at), 1, "").await?;
+        Ok(page
+            .entries
+            .first()
+            .and_then(|e| e.balance_after.as_ref())
+            .map_or(0, |m| m.amount_minor))
+    }
+
+    async fn journal_page(
+        &self,
+        account_id: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<pb::ListJournalEntriesResponse, TransactionError> {
+        let request = pb::ListJournalEntriesRequest {
+            account_id: account_id.to_owned(),
+            page_size,
+            page_token: page_token.to_owned(),
+            start_time: start.map(to_timestamp),
+            end_time: end.map(to_timestamp),
+        };
+        self.client
+            .clone()
+            .list_journal_entries(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| read_error(account_id, status))
+    }
+}
+
+fn read_error(account_id: &str, status: tonic::Status) -> TransactionError {
+    match status.code() {
+        Code::NotFound => TransactionError::AccountNotFound(account_id.to_owned()),
+        _ => TransactionError::Ledger(format!("{:?}: {}", status.code(), status.message())),
     }
 }
 

@@ -431,6 +431,41 @@ impl Store {
         Ok(())
     }
 
+    /// The transfers whose posting or reversal posting is among
+    /// `posting_ids`, by posting id.
+    pub async fn by_postings(
+        &self,
+        posting_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Transfer>, TransactionError> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in posting_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let list = placeholders.join(", ");
+            let sql = format!(
+                concat!(
+                    "SELECT ",
+                    transfer_columns!(),
+                    " FROM transfers WHERE posting_id IN ({0}) OR reversal_posting_id IN ({0})"
+                ),
+                list
+            );
+            // Only generated placeholders are formatted into the text.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(self.db.pool()).await? {
+                let transfer = from_row(&row)?;
+                for id in [&transfer.posting_id, &transfer.reversal.posting_id] {
+                    if !id.is_empty() {
+                        found.insert(id.clone(), transfer.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Transfers or reversals left PROCESSING since before `older_than`
     /// (microseconds), oldest first: the settler's work list.
     pub async fn in_flight(

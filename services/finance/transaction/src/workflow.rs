@@ -9,9 +9,11 @@ use meshwork_runtime::caller;
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::time::now_micros;
 
+use meshwork_runtime::time::from_timestamp;
+
 use crate::domain::{
-    NewTransfer, Refusal, ReversalState, ReversalStep, Review, RiskDecision, Transfer,
-    TransferState,
+    NewTransfer, Refusal, ReversalState, ReversalStep, Review, RiskDecision, Statement,
+    StatementLine, Transfer, TransferState,
 };
 use crate::error::TransactionError;
 use crate::ledger::{Direction, Ledger, Outcome};
@@ -170,6 +172,57 @@ impl Transfers {
             };
         }
         Ok((transfer, None))
+    }
+
+    /// The statement of `account_id` for `[start, end)`, from the ledger's
+    /// journal, each transfer line annotated from this service's records.
+    /// Returns the account's currency with it.
+    pub async fn statement(
+        &self,
+        account_id: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<(String, Statement), TransactionError> {
+        let currency = self.ledger.currency(account_id).await?;
+        let opening = self.ledger.balance_before(account_id, start).await?;
+        let entries = self
+            .ledger
+            .journal(account_id, Some(start), Some(end))
+            .await?;
+        let posting_ids: Vec<String> = entries.iter().map(|e| e.posting_id.clone()).collect();
+        let transfers = self.store.by_postings(&posting_ids).await?;
+        let lines = entries
+            .into_iter()
+            .map(|entry| {
+                let transfer = transfers.get(&entry.posting_id);
+                let counterparty = transfer.map(|t| {
+                    let d = &t.details;
+                    if d.from_account_id == account_id {
+                        d.to_account_id.clone()
+                    } else {
+                        d.from_account_id.clone()
+                    }
+                });
+                StatementLine {
+                    occur_at: entry.create_time.as_ref().map_or(0, from_timestamp),
+                    kind: entry.kind,
+                    amount_minor: entry.amount.map_or(0, |m| m.amount_minor),
+                    balance_after_minor: entry.balance_after.map_or(0, |m| m.amount_minor),
+                    posting_id: entry.posting_id,
+                    transfer_id: transfer.map(|t| t.id.clone()).unwrap_or_default(),
+                    counterparty_account_id: counterparty.unwrap_or_default(),
+                }
+            })
+            .collect();
+        let statement = Statement::new(opening, lines);
+        if !statement.adds_up() {
+            // The ledger's amounts and running balances disagree: say so
+            // rather than hand out a statement that does not add up.
+            return Err(TransactionError::Internal(format!(
+                "statement of {account_id} does not add up"
+            )));
+        }
+        Ok((currency, statement))
     }
 
     /// Settles what was left in flight (answers lost, callers gone) since

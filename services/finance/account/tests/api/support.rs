@@ -114,6 +114,7 @@ pub async fn journal(client: &mut Client, account_id: &str) -> Vec<pb::JournalEn
             account_id: account_id.to_owned(),
             page_size: 500,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .expect("journal")

@@ -155,6 +155,7 @@ async fn all_entries(accounts: &mut Accounts, account_id: &str) -> Vec<account_p
                 account_id: account_id.to_owned(),
                 page_size: 500,
                 page_token: page_token.clone(),
+                ..Default::default()
             })
             .await
             .expect("journal")

@@ -6,5 +6,6 @@ mod audit;
 mod bank;
 mod risk;
 mod settler;
+mod statement;
 mod support;
 mod transfers;

@@ -12,6 +12,9 @@ cargo build --release --locked -p meshwork-bench
 bin=target/release/meshwork-bench
 embedded=$("$bin" --seconds "$seconds" --concurrency "$concurrency")
 servers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers | tail -n +3)
+# Transfers through the finance services against pgbench with the same SQL.
+command -v pgbench >/dev/null || { echo "pgbench is needed (Debian: postgresql-client or postgresql)"; exit 1; }
+transfers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers --transfers | tail -n +3)
 {
   sed '/^<!-- results -->$/q' BENCHMARKS.md
   echo
@@ -19,6 +22,7 @@ servers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers | t
   echo
   echo "$embedded"
   echo "$servers"
+  echo "$transfers"
 } > BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md
 echo "BENCHMARKS.md updated"

@@ -9,7 +9,11 @@
 //!   idempotency claim, double-entry posting, cache invalidation), against the
 //!   same store call made in-process without gRPC;
 //! - `edge`: GET /v1/accounts/{id}/balance through the REST edge (HTTP/1.1
-//!   keep-alive), against the same GetBalance over gRPC directly.
+//!   keep-alive), against the same GetBalance over gRPC directly;
+//! - `transfers` (`--transfers --servers`): Transfer through the finance
+//!   services against pgbench running the same SQL (see [`transfers`]).
+
+mod transfers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +54,12 @@ struct Args {
     /// Use PostgreSQL + Redis from MESHWORK_TEST_DATABASE_URL / MESHWORK_TEST_REDIS_URL.
     #[arg(long)]
     servers: bool,
+    /// Run the transfers scenario (PostgreSQL only) instead of the others.
+    #[arg(long)]
+    transfers: bool,
+    /// Accounts the transfers scenario spreads over.
+    #[arg(long, default_value_t = 1000)]
+    transfer_accounts: usize,
 }
 
 /// What one measurement gave.
@@ -208,6 +218,17 @@ async fn main() -> anyhow::Result<()> {
         "SQLite + in-process"
     };
     let duration = Duration::from_secs(args.seconds);
+    if args.transfers {
+        let rows =
+            transfers::run(&backend, args.concurrency, duration, args.transfer_accounts).await?;
+        println!("| scenario | storage | ops/s | p50 ms | p99 ms | errors | vs baseline |");
+        println!("|---|---|---:|---:|---:|---:|---:|");
+        for row in rows {
+            println!("{row}");
+        }
+        telemetry.shutdown().await;
+        return Ok(());
+    }
     let migrator = &finance_account::MIGRATOR;
     let db = backend.fresh_db_config();
 

@@ -1,11 +1,16 @@
-//! Demo data for `meshwork up`, loaded through the public gRPC API with fixed
-//! request ids: a second start finds every request already done, so the data
-//! is loaded once and never duplicated.
+//! Demo data for `meshwork up` (accounts, risk rules, a transfer), loaded
+//! through the public gRPC API with fixed request ids: a second start finds
+//! every request already done, so the data is loaded once and never
+//! duplicated.
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
+use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
+use meshwork_proto::meshwork::finance::transaction::v1 as tx_pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::client::{self, ClientPolicy};
 use pb::account_service_client::AccountServiceClient;
+use risk_pb::risk_service_client::RiskServiceClient;
+use tx_pb::transaction_service_client::TransactionServiceClient;
 
 /// (owner, currency, type, opening deposit in minor units)
 const ACCOUNTS: &[(&str, &str, pb::AccountType, i64)] = &[
@@ -18,7 +23,8 @@ const ACCOUNTS: &[(&str, &str, pb::AccountType, i64)] = &[
 /// Loads the demo data into the services at `url`; returns what to print.
 pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String> {
     let channel = client::channel(url, policy).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut accounts = AccountServiceClient::new(channel);
+    let mut accounts = AccountServiceClient::new(channel.clone());
+    let mut ids = Vec::new();
     let mut lines = vec!["demo data:".to_owned()];
     for (owner, currency, kind, opening) in ACCOUNTS {
         let key = format!("seed-{owner}-{currency}");
@@ -50,6 +56,70 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
             "  {:<12} {} {}  {}",
             owner, currency, account.masked_account_number, account.account_id
         ));
+        ids.push(account.account_id);
     }
+
+    let mut risk = RiskServiceClient::new(channel.clone());
+    for (key, name, score, condition) in rules() {
+        risk.create_rule(risk_pb::CreateRuleRequest {
+            request_id: format!("seed-rule-{key}"),
+            rule: Some(risk_pb::Rule {
+                name: name.to_owned(),
+                score,
+                condition: Some(condition),
+                ..Default::default()
+            }),
+        })
+        .await?;
+        lines.push(format!("  risk rule    {name} (score {score})"));
+    }
+
+    let mut transfers = TransactionServiceClient::new(channel);
+    let transfer = transfers
+        .transfer(tx_pb::TransferRequest {
+            request_id: "seed-transfer-alice-bob".to_owned(),
+            from_account_id: ids[0].clone(),
+            to_account_id: ids[1].clone(),
+            amount: Some(Money {
+                currency: "EUR".to_owned(),
+                amount_minor: 2_500,
+            }),
+            memo: "demo: lunch".to_owned(),
+        })
+        .await?
+        .into_inner()
+        .transfer
+        .unwrap_or_default();
+    lines.push(format!(
+        "  transfer     alice → bob 25.00 EUR  {}",
+        transfer.transfer_id
+    ));
     Ok(lines.join("\n"))
+}
+
+/// Demo rules: large EUR transfers go to review, bursts add to the score.
+fn rules() -> Vec<(&'static str, &'static str, i32, risk_pb::rule::Condition)> {
+    use risk_pb::rule::Condition;
+    vec![
+        (
+            "large-eur",
+            "large EUR transfer (10,000.00 or more)",
+            60,
+            Condition::AmountThreshold(risk_pb::AmountThreshold {
+                currency: "EUR".to_owned(),
+                min_amount_minor: 1_000_000,
+            }),
+        ),
+        (
+            "burst",
+            "more than 10 transfers a minute from one account",
+            40,
+            Condition::Velocity(risk_pb::Velocity {
+                window_seconds: 60,
+                max_count: 10,
+                max_amount_minor: 0,
+                currency: String::new(),
+            }),
+        ),
+    ]
 }

@@ -26,7 +26,7 @@ use crate::call::DynamicCodec;
 use crate::limit::{RateLimit, RateLimitConfig};
 use crate::problem::Problem;
 use crate::routes::{Lookup, Route, RouteError, RouteTable};
-use crate::transcode::{TranscodeOptions, build_request, render_response};
+use crate::transcode::{TranscodeOptions, build_request, render_response_bytes};
 
 /// How the edge behaves.
 #[derive(Debug, Clone)]
@@ -383,8 +383,16 @@ async fn forward(
     match outcome {
         Ok(response) => {
             let (metadata, message, _) = response.into_parts();
-            let body = render_response(route, &message);
-            let mut response = (route.success, axum::Json(body)).into_response();
+            let body = render_response_bytes(route, &message);
+            let mut response = (
+                route.success,
+                [(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response();
             copy_metadata(&metadata, response.headers_mut());
             Ok(response)
         }

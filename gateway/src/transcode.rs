@@ -138,7 +138,24 @@ pub fn build_request(
         .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))
 }
 
-/// The JSON body of a successful response.
+/// A unary response as the bytes of its JSON body: serialised straight from
+/// the message when the whole message is the body (no intermediate tree).
+pub fn render_response_bytes(route: &Route, message: &DynamicMessage) -> Vec<u8> {
+    if route.response_body.is_some() {
+        return serde_json::to_vec(&render_response(route, message)).unwrap_or_default();
+    }
+    let options = SerializeOptions::new().skip_default_fields(false);
+    let mut out = Vec::with_capacity(256);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    match message.serialize_with_options(&mut serializer, &options) {
+        Ok(()) => out,
+        Err(e) => serde_json::to_vec(&Value::String(format!("unserializable response: {e}")))
+            .unwrap_or_default(),
+    }
+}
+
+/// A response message as JSON (the `response_body` field of it, when the
+/// route names one).
 pub fn render_response(route: &Route, message: &DynamicMessage) -> Value {
     let options = SerializeOptions::new().skip_default_fields(false);
     let value = message

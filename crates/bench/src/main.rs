@@ -15,6 +15,10 @@
 
 mod transfers;
 
+/// The same allocator as the `meshwork` binary (see its `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +61,9 @@ struct Args {
     /// Run the transfers scenario (PostgreSQL only) instead of the others.
     #[arg(long)]
     transfers: bool,
+    /// Run only the edge scenario (e.g. under `perf record`).
+    #[arg(long)]
+    edge_only: bool,
     /// Accounts the transfers scenario spreads over.
     #[arg(long, default_value_t = 1000)]
     transfer_accounts: usize,
@@ -266,20 +273,26 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
+    // `--edge-only` skips to the edge rows (zero-length runs elsewhere).
+    let duration_other = if args.edge_only {
+        Duration::ZERO
+    } else {
+        duration
+    };
     let balance_base = measure(
         args.concurrency,
-        duration,
+        duration_other,
         read(uncached_client, ids.clone()),
     )
     .await;
     let balance = measure(
         args.concurrency,
-        duration,
+        duration_other,
         read(cached_client.clone(), ids.clone()),
     )
     .await;
 
-    let deposit_base = measure(args.concurrency, duration, {
+    let deposit_base = measure(args.concurrency, duration_other, {
         let (store, ids) = (store.clone(), ids.clone());
         move |task: usize, i: u64| {
             let store = store.clone();
@@ -302,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
-    let deposits = measure(args.concurrency, duration, {
+    let deposits = measure(args.concurrency, duration_other, {
         let (client, ids) = (cached_client.clone(), ids.clone());
         move |task: usize, i: u64| {
             let mut client = client.clone();

@@ -11,6 +11,12 @@ mod targets;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: under load, glibc's malloc
+/// arenas were a fifth of the CPU profile (allocation plus lock contention
+/// between worker threads); see BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     // One TLS provider for sqlx, redis and tonic, chosen before any of them starts.

@@ -121,6 +121,54 @@ impl Checks {
         }
     }
 
+    /// A required positive amount of money (`Money { currency, amount_minor }`,
+    /// violations named `field.currency` / `field.amount_minor`): the
+    /// currency and the amount when valid.
+    pub fn money(
+        &mut self,
+        field: &str,
+        money: Option<&meshwork_proto::meshwork::r#type::v1::Money>,
+    ) -> Option<(Currency, i64)> {
+        let Some(money) = money else {
+            self.fail(field, "is required");
+            return None;
+        };
+        let before = self.0.len();
+        self.positive_amount(&format!("{field}.amount_minor"), money.amount_minor);
+        let currency = self.currency(&format!("{field}.currency"), &money.currency);
+        match (currency, self.0.len() == before) {
+            (Some(currency), true) => Some((currency, money.amount_minor)),
+            _ => None,
+        }
+    }
+
+    /// A period `[start, end)` as microseconds: both bounds required or
+    /// optional, and the end not before the start (violation on
+    /// `end_field`).
+    pub fn period(
+        &mut self,
+        (start_field, start): (&str, Option<&prost_types::Timestamp>),
+        (end_field, end): (&str, Option<&prost_types::Timestamp>),
+        required: bool,
+    ) -> (Option<i64>, Option<i64>) {
+        let start = start.map(crate::time::from_timestamp);
+        let end = end.map(crate::time::from_timestamp);
+        if required {
+            if start.is_none() {
+                self.fail(start_field, "is required");
+            }
+            if end.is_none() {
+                self.fail(end_field, "is required");
+            }
+        }
+        if let (Some(start), Some(end)) = (start, end)
+            && end < start
+        {
+            self.fail(end_field, format!("must not be before {start_field}"));
+        }
+        (start, end)
+    }
+
     /// A page size: 0 means the default; negative or over the maximum is refused.
     pub fn page_size(&mut self, field: &str, value: i32) -> usize {
         match usize::try_from(value) {
@@ -155,9 +203,63 @@ impl Checks {
     }
 }
 
+/// Cuts rows fetched with one extra (`page_size + 1`) to `page_size`; the
+/// next page token is the last row's key when there was more.
+pub fn next_page_token<T>(
+    rows: &mut Vec<T>,
+    page_size: usize,
+    key: impl Fn(&T) -> String,
+) -> String {
+    if rows.len() > page_size {
+        rows.truncate(page_size);
+        rows.last().map(key).unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_periods_and_pages() {
+        use meshwork_proto::meshwork::r#type::v1::Money;
+        let mut checks = Checks::new();
+        let eur = Money {
+            currency: "EUR".into(),
+            amount_minor: 5,
+        };
+        assert_eq!(checks.money("amount", Some(&eur)).map(|m| m.1), Some(5));
+        let bad = Money {
+            currency: "eur".into(),
+            amount_minor: 0,
+        };
+        assert_eq!(checks.money("amount", Some(&bad)), None);
+        assert_eq!(checks.money("fee", None), None);
+        let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        assert_eq!(
+            checks.period(("from", Some(&at(2))), ("to", Some(&at(1))), false),
+            (Some(2_000_000), Some(1_000_000))
+        );
+        assert_eq!(
+            checks.period(("from", None), ("to", None), false),
+            (None, None)
+        );
+        let Err(Invalid(violations)) = checks.finish() else {
+            panic!("expected violations")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["amount.amount_minor", "amount.currency", "fee", "to"]
+        );
+
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(next_page_token(&mut rows, 2, |r| r.to_string()), "2");
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(next_page_token(&mut rows, 2, |r| r.to_string()), "");
+    }
 
     #[test]
     fn currencies_are_three_upper_case_letters() {

@@ -9,15 +9,19 @@
 //! - [`TestServer`]: the real gRPC server on 127.0.0.1:0.
 //! - [`traces`]: an in-memory span exporter behind the real telemetry setup.
 //! - [`TcpProxy`]: a proxy that can cut a service off from its database.
+//! - [`reason`], [`violated_fields`], [`eventually`]: reading refusals and
+//!   waiting for background work.
 
 mod backend;
 mod proxy;
 mod server;
+mod status;
 mod traces;
 
 pub use backend::Backend;
 pub use proxy::{TcpProxy, target_of, with_host_port};
 pub use server::TestServer;
+pub use status::{eventually, reason, violated_fields};
 pub use traces::{spans_of_trace, traces};
 
 /// Defines `mod $name` with one test per backend, `embedded` and `servers`,

@@ -3,7 +3,8 @@
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::time::{from_timestamp, to_timestamp};
+use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::validate::next_page_token;
 use pb::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
@@ -71,25 +72,16 @@ impl AccountApi {
         checks.id("request_id", request_id);
         checks.id("account_id", account_id);
         checks.text("memo", memo, false, MAX_MEMO_LEN);
-        let currency = match amount {
-            None => {
-                checks.fail("amount", "is required");
-                None
-            }
-            Some(amount) => {
-                checks.positive_amount("amount.amount_minor", amount.amount_minor);
-                checks.currency("amount.currency", &amount.currency)
-            }
-        };
+        let money = checks.money("amount", amount);
         checks.finish()?;
-        let (Some(amount), Some(currency)) = (amount, currency) else {
+        let Some((currency, amount_minor)) = money else {
             unreachable!("checks passed, so the amount and its currency are valid")
         };
         let movement = MoneyMovement {
             movement,
             account_id: account_id.to_owned(),
             currency,
-            amount_minor: amount.amount_minor,
+            amount_minor,
             memo: memo.to_owned(),
         };
         let posted = self.store.post(request_id, &movement).await?;
@@ -207,7 +199,7 @@ impl AccountService for AccountApi {
             .store
             .list_accounts(&request.owner_id, after.as_deref(), page_size + 1)
             .await?;
-        let next_page_token = next_token(&mut accounts, page_size, |a| a.id.clone());
+        let next_page_token = next_page_token(&mut accounts, page_size, |a| a.id.clone());
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: accounts.iter().map(account_to_pb).collect(),
             next_page_token,
@@ -358,18 +350,9 @@ impl AccountService for AccountApi {
                 None
             }
         };
-        let currency = match &r.amount {
-            None => {
-                checks.fail("amount", "is required");
-                None
-            }
-            Some(amount) => {
-                checks.positive_amount("amount.amount_minor", amount.amount_minor);
-                checks.currency("amount.currency", &amount.currency)
-            }
-        };
+        let amount = checks.money("amount", r.amount.as_ref());
         checks.finish()?;
-        let (Some(kind), Some(currency), Some(amount)) = (kind, currency, r.amount) else {
+        let (Some(kind), Some((currency, amount_minor))) = (kind, amount) else {
             unreachable!("checks passed, so kind, amount and currency are valid")
         };
         let transfer = TransferPosting {
@@ -378,7 +361,7 @@ impl AccountService for AccountApi {
             from_account_id: r.from_account_id,
             to_account_id: r.to_account_id,
             currency,
-            amount_minor: amount.amount_minor,
+            amount_minor,
             memo: r.memo,
         };
         let posted = self.store.transfer(&transfer).await?;
@@ -412,15 +395,11 @@ impl AccountService for AccountApi {
         checks.id("account_id", &request.account_id);
         let page_size = checks.page_size("page_size", request.page_size);
         let before = checks.page_token("page_token", &request.page_token, "ent_");
-        let period = (
-            request.start_time.as_ref().map(from_timestamp),
-            request.end_time.as_ref().map(from_timestamp),
+        let period = checks.period(
+            ("start_time", request.start_time.as_ref()),
+            ("end_time", request.end_time.as_ref()),
+            false,
         );
-        if let (Some(start), Some(end)) = period
-            && start > end
-        {
-            checks.fail("end_time", "must not be before start_time");
-        }
         checks.finish()?;
         let mut entries = self
             .store
@@ -431,22 +410,11 @@ impl AccountService for AccountApi {
                 page_size + 1,
             )
             .await?;
-        let next_page_token = next_token(&mut entries, page_size, |e| e.id.clone());
+        let next_page_token = next_page_token(&mut entries, page_size, |e| e.id.clone());
         Ok(Response::new(pb::ListJournalEntriesResponse {
             entries: entries.iter().map(entry_to_pb).collect(),
             next_page_token,
         }))
-    }
-}
-
-/// Cuts a list fetched with one extra row to `page_size`; the token is the
-/// last row's id when there is more.
-fn next_token<T>(rows: &mut Vec<T>, page_size: usize, id: impl Fn(&T) -> String) -> String {
-    if rows.len() > page_size {
-        rows.truncate(page_size);
-        rows.last().map(id).unwrap_or_default()
-    } else {
-        String::new()
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use meshwork_proto::meshwork::finance::audit::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::time::{from_timestamp, to_timestamp};
-use meshwork_runtime::validate::{Checks, MAX_ID_LEN};
+use meshwork_runtime::validate::{Checks, MAX_ID_LEN, next_page_token};
 use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
@@ -124,15 +124,7 @@ impl AuditService for AuditApi {
             .query(&filter, after, page_size + 1)
             .await
             .map_err(Status::from)?;
-        let next_page_token = if records.len() > page_size {
-            records.truncate(page_size);
-            records
-                .last()
-                .map(|r| r.sequence.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page_token(&mut records, page_size, |r| r.sequence.to_string());
         Ok(Response::new(pb::QueryAuditLogResponse {
             records: records.iter().map(record_to_pb).collect(),
             next_page_token,
@@ -186,19 +178,11 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::GenerateComplianceReportResponse>, Status> {
         let r = request.into_inner();
         let mut checks = Checks::new();
-        let start = r.start_time.as_ref().map(from_timestamp);
-        let end = r.end_time.as_ref().map(from_timestamp);
-        if start.is_none() {
-            checks.fail("start_time", "is required");
-        }
-        if end.is_none() {
-            checks.fail("end_time", "is required");
-        }
-        if let (Some(start), Some(end)) = (start, end)
-            && end <= start
-        {
-            checks.fail("end_time", "must be after start_time");
-        }
+        let (start, end) = checks.period(
+            ("start_time", r.start_time.as_ref()),
+            ("end_time", r.end_time.as_ref()),
+            true,
+        );
         if r.large_amount_minor < 0 {
             checks.fail("large_amount_minor", "must not be negative");
         }

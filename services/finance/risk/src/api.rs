@@ -4,7 +4,7 @@
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::time::{from_timestamp, now_micros, to_timestamp};
-use meshwork_runtime::validate::MAX_ID_LEN;
+use meshwork_runtime::validate::{MAX_ID_LEN, next_page_token};
 use pb::risk_service_server::RiskService;
 use pb::rule::Condition as PbCondition;
 use tonic::{Request, Response, Status};
@@ -36,18 +36,9 @@ impl RiskService for RiskApi {
         checks.id("transfer_id", &r.transfer_id);
         checks.id("from_account_id", &r.from_account_id);
         checks.id("to_account_id", &r.to_account_id);
-        let currency = match &r.amount {
-            None => {
-                checks.fail("amount", "is required");
-                None
-            }
-            Some(amount) => {
-                checks.positive_amount("amount.amount_minor", amount.amount_minor);
-                checks.currency("amount.currency", &amount.currency)
-            }
-        };
+        let money = checks.money("amount", r.amount.as_ref());
         checks.finish()?;
-        let (Some(currency), Some(amount)) = (currency, r.amount) else {
+        let Some((currency, amount_minor)) = money else {
             unreachable!("checks passed")
         };
         let subject = Subject {
@@ -55,7 +46,7 @@ impl RiskService for RiskApi {
             from_account_id: r.from_account_id,
             to_account_id: r.to_account_id,
             currency,
-            amount_minor: amount.amount_minor,
+            amount_minor,
             occur_at: r
                 .occur_time
                 .as_ref()
@@ -84,7 +75,8 @@ impl RiskService for RiskApi {
             .store()
             .assessments(&r.account_id, before.as_deref(), page_size + 1)
             .await?;
-        let next_page_token = cut(&mut found, page_size, |a| a.subject.transfer_id.clone());
+        let next_page_token =
+            next_page_token(&mut found, page_size, |a| a.subject.transfer_id.clone());
         Ok(Response::new(pb::ListAssessmentsResponse {
             assessments: found.iter().map(assessment_to_pb).collect(),
             next_page_token,
@@ -173,7 +165,7 @@ impl RiskService for RiskApi {
             .store()
             .rules(after.as_deref(), page_size + 1)
             .await?;
-        let next_page_token = cut(&mut rules, page_size, |rule| rule.id.clone());
+        let next_page_token = next_page_token(&mut rules, page_size, |rule| rule.id.clone());
         Ok(Response::new(pb::ListRulesResponse {
             rules: rules.iter().map(rule_to_pb).collect(),
             next_page_token,
@@ -286,17 +278,6 @@ fn check_rule(checks: &mut Checks, rule: &pb::Rule) -> Option<Condition> {
     };
     condition.1.check(checks, condition.0);
     Some(condition.1)
-}
-
-/// Cuts a list fetched with one extra row to `page_size`; the token is the
-/// last row's key when there is more.
-fn cut<T>(rows: &mut Vec<T>, page_size: usize, key: impl Fn(&T) -> String) -> String {
-    if rows.len() > page_size {
-        rows.truncate(page_size);
-        rows.last().map(key).unwrap_or_default()
-    } else {
-        String::new()
-    }
 }
 
 fn rule_to_pb(rule: &Rule) -> pb::Rule {

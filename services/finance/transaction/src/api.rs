@@ -3,8 +3,8 @@
 
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::time::{from_timestamp, to_timestamp};
-use meshwork_runtime::validate::{Checks, MAX_MEMO_LEN, MAX_REASON_LEN};
+use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::validate::{Checks, MAX_MEMO_LEN, MAX_REASON_LEN, next_page_token};
 use pb::transaction_service_server::TransactionService;
 use tonic::{Request, Response, Status};
 
@@ -39,25 +39,16 @@ impl TransactionService for TransactionApi {
             checks.fail("to_account_id", "must differ from from_account_id");
         }
         checks.text("memo", &r.memo, false, MAX_MEMO_LEN);
-        let currency = match &r.amount {
-            None => {
-                checks.fail("amount", "is required");
-                None
-            }
-            Some(amount) => {
-                checks.positive_amount("amount.amount_minor", amount.amount_minor);
-                checks.currency("amount.currency", &amount.currency)
-            }
-        };
+        let money = checks.money("amount", r.amount.as_ref());
         checks.finish()?;
-        let (Some(currency), Some(amount)) = (currency, r.amount) else {
+        let Some((currency, amount_minor)) = money else {
             unreachable!("checks passed, so the amount and its currency are valid")
         };
         let new = NewTransfer {
             from_account_id: r.from_account_id,
             to_account_id: r.to_account_id,
             currency,
-            amount_minor: amount.amount_minor,
+            amount_minor,
             memo: r.memo,
         };
         let transfer = self.transfers.transfer(&r.request_id, &new).await?;
@@ -91,13 +82,11 @@ impl TransactionService for TransactionApi {
         }
         let page_size = checks.page_size("page_size", r.page_size);
         let after = checks.page_token("page_token", &r.page_token, "trf_");
-        let start = r.start_time.as_ref().map(from_timestamp);
-        let end = r.end_time.as_ref().map(from_timestamp);
-        if let (Some(start), Some(end)) = (start, end)
-            && start > end
-        {
-            checks.fail("end_time", "must not be before start_time");
-        }
+        let (start, end) = checks.period(
+            ("start_time", r.start_time.as_ref()),
+            ("end_time", r.end_time.as_ref()),
+            false,
+        );
         checks.finish()?;
         let filter = ListFilter {
             account_id: r.account_id,
@@ -109,12 +98,7 @@ impl TransactionService for TransactionApi {
             .store()
             .list(&filter, after.as_deref(), page_size + 1)
             .await?;
-        let next_page_token = if transfers.len() > page_size {
-            transfers.truncate(page_size);
-            transfers.last().map(|t| t.id.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page_token(&mut transfers, page_size, |t| t.id.clone());
         Ok(Response::new(pb::ListTransfersResponse {
             transfers: transfers.iter().map(transfer_to_pb).collect(),
             next_page_token,
@@ -128,19 +112,11 @@ impl TransactionService for TransactionApi {
         let r = request.into_inner();
         let mut checks = Checks::new();
         checks.id("account_id", &r.account_id);
-        let start = r.start_time.as_ref().map(from_timestamp);
-        let end = r.end_time.as_ref().map(from_timestamp);
-        if start.is_none() {
-            checks.fail("start_time", "is required");
-        }
-        if end.is_none() {
-            checks.fail("end_time", "is required");
-        }
-        if let (Some(start), Some(end)) = (start, end)
-            && end <= start
-        {
-            checks.fail("end_time", "must be after start_time");
-        }
+        let (start, end) = checks.period(
+            ("start_time", r.start_time.as_ref()),
+            ("end_time", r.end_time.as_ref()),
+            true,
+        );
         checks.finish()?;
         let (Some(start), Some(end)) = (start, end) else {
             unreachable!("checks passed")

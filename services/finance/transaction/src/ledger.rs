@@ -54,6 +54,48 @@ pub struct CallPolicy {
     pub backoff: Duration,
 }
 
+/// One try at a call whose answer may be lost.
+#[derive(Debug)]
+pub enum Attempt<T> {
+    /// A definite answer.
+    Done(T),
+    /// No answer that settles anything; worth asking again.
+    Retry(tonic::Status),
+}
+
+impl CallPolicy {
+    /// Asks again (the call must be safe to repeat) until an attempt gives a
+    /// definite answer, within the attempts and the caller's own deadline;
+    /// each attempt gets at most `attempt_timeout`. `Err` says why the last
+    /// one did not settle anything.
+    pub async fn chase<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
+        let caller_deadline = deadline::current();
+        let mut last = String::from("no attempt made");
+        for n in 0..self.attempts.max(1) {
+            let attempt_deadline = Instant::now() + self.attempt_timeout;
+            let bound = match caller_deadline {
+                Some(caller) if caller <= Instant::now() => break,
+                Some(caller) => caller.min(attempt_deadline),
+                None => attempt_deadline,
+            };
+            match deadline::scope(Some(bound), attempt()).await {
+                Attempt::Done(answer) => return Ok(answer),
+                Attempt::Retry(status) => {
+                    tracing::warn!(what, attempt = n, code = ?status.code(), message = status.message(), "answer not known yet");
+                    last = format!("{:?}: {}", status.code(), status.message());
+                }
+            }
+            let pause = self.backoff * 2u32.saturating_pow(n);
+            tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+        }
+        Err(last)
+    }
+}
+
 impl Default for CallPolicy {
     fn default() -> Self {
         Self {
@@ -105,34 +147,26 @@ impl Ledger {
             memo: transfer.memo.clone(),
             kind: kind as i32,
         };
-        let caller_deadline = deadline::current();
-        let mut last = String::from("no attempt made");
-        for attempt in 0..self.policy.attempts.max(1) {
-            let attempt_deadline = Instant::now() + self.policy.attempt_timeout;
-            let bound = match caller_deadline {
-                Some(caller) if caller <= Instant::now() => break,
-                Some(caller) => caller.min(attempt_deadline),
-                None => attempt_deadline,
-            };
-            let mut client = self.client.clone();
-            let answer = deadline::scope(Some(bound), client.post_transfer(request.clone())).await;
-            match answer {
-                Ok(response) => {
-                    let posting = response.into_inner().posting.unwrap_or_default();
-                    return Outcome::Posted(posting.posting_id);
-                }
-                Err(status) => match refusal(&status) {
-                    Some(refused) => return Outcome::Refused(refused),
-                    None => {
-                        tracing::warn!(key, attempt, code = ?status.code(), message = status.message(), "posting outcome not known yet");
-                        last = format!("{:?}: {}", status.code(), status.message());
+        let answer = self
+            .policy
+            .chase(key, || {
+                let mut client = self.client.clone();
+                let request = request.clone();
+                async move {
+                    match client.post_transfer(request).await {
+                        Ok(response) => {
+                            let posting = response.into_inner().posting.unwrap_or_default();
+                            Attempt::Done(Outcome::Posted(posting.posting_id))
+                        }
+                        Err(status) => match refusal(&status) {
+                            Some(refused) => Attempt::Done(Outcome::Refused(refused)),
+                            None => Attempt::Retry(status),
+                        },
                     }
-                },
-            }
-            let pause = self.policy.backoff * 2u32.saturating_pow(attempt);
-            tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
-        }
-        Outcome::Unknown(last)
+                }
+            })
+            .await;
+        answer.unwrap_or_else(Outcome::Unknown)
     }
 }
 

@@ -2,16 +2,13 @@
 //! transfer. Assess is idempotent by transfer id, so asking again after a
 //! lost answer returns the first decision, never a second opinion.
 
-use std::time::Instant;
-
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::client::MeshChannel;
-use meshwork_runtime::deadline;
 use pb::risk_service_client::RiskServiceClient;
 
 use crate::domain::{Risk, RiskDecision, Transfer};
-use crate::ledger::CallPolicy;
+use crate::ledger::{Attempt, CallPolicy};
 
 /// What risk control said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,43 +48,39 @@ impl RiskControl {
             }),
             occur_time: Some(meshwork_runtime::time::to_timestamp(transfer.created_at)),
         };
-        let caller_deadline = deadline::current();
-        let mut last = String::from("no attempt made");
-        for attempt in 0..self.policy.attempts.max(1) {
-            let attempt_deadline = Instant::now() + self.policy.attempt_timeout;
-            let bound = match caller_deadline {
-                Some(caller) if caller <= Instant::now() => break,
-                Some(caller) => caller.min(attempt_deadline),
-                None => attempt_deadline,
-            };
-            let mut client = self.client.clone();
-            match deadline::scope(Some(bound), client.assess(request.clone())).await {
-                Ok(response) => {
-                    let assessment = response.into_inner().assessment.unwrap_or_default();
-                    let decision = match pb::Decision::try_from(assessment.decision) {
-                        Ok(pb::Decision::Approve) => RiskDecision::Approve,
-                        Ok(pb::Decision::Review) => RiskDecision::Review,
-                        Ok(pb::Decision::Reject) => RiskDecision::Reject,
-                        _ => return Assessed::Unknown("risk control gave no decision".into()),
-                    };
-                    return Assessed::Decided(Risk {
-                        decision,
-                        score: assessment.score,
-                        reasons: assessment
-                            .hits
-                            .iter()
-                            .map(|hit| format!("{}: {}", hit.name, hit.reason))
-                            .collect(),
-                    });
+        let answer = self
+            .policy
+            .chase(&transfer.id, || {
+                let mut client = self.client.clone();
+                let request = request.clone();
+                async move {
+                    match client.assess(request).await {
+                        Ok(response) => Attempt::Done(decided(response.into_inner())),
+                        Err(status) => Attempt::Retry(status),
+                    }
                 }
-                Err(status) => {
-                    tracing::warn!(transfer = %transfer.id, attempt, code = ?status.code(), message = status.message(), "risk decision not known yet");
-                    last = format!("{:?}: {}", status.code(), status.message());
-                }
-            }
-            let pause = self.policy.backoff * 2u32.saturating_pow(attempt);
-            tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
-        }
-        Assessed::Unknown(last)
+            })
+            .await;
+        answer.unwrap_or_else(Assessed::Unknown)
     }
+}
+
+/// Risk control's answer in this service's terms.
+fn decided(response: pb::AssessResponse) -> Assessed {
+    let assessment = response.assessment.unwrap_or_default();
+    let decision = match pb::Decision::try_from(assessment.decision) {
+        Ok(pb::Decision::Approve) => RiskDecision::Approve,
+        Ok(pb::Decision::Review) => RiskDecision::Review,
+        Ok(pb::Decision::Reject) => RiskDecision::Reject,
+        _ => return Assessed::Unknown("risk control gave no decision".into()),
+    };
+    Assessed::Decided(Risk {
+        decision,
+        score: assessment.score,
+        reasons: assessment
+            .hits
+            .iter()
+            .map(|hit| format!("{}: {}", hit.name, hit.reason))
+            .collect(),
+    })
 }

@@ -6,7 +6,6 @@ use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_testkit::{Backend, TestServer};
 use pb::account_service_client::AccountServiceClient;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub type Client = AccountServiceClient<Channel>;
 
@@ -122,40 +121,4 @@ pub async fn journal(client: &mut Client, account_id: &str) -> Vec<pb::JournalEn
         .entries
 }
 
-/// The `ErrorInfo.reason` of a status.
-pub fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-/// The fields named by a status's `BadRequest`.
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Polls `check` up to ~5 s (bounded, never a timing assertion).
-pub async fn eventually<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    false
-}
+pub use meshwork_testkit::{eventually, reason, violated_fields};

@@ -6,7 +6,6 @@ use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::client::{self, ClientPolicy};
 use meshwork_testkit::{Backend, TestServer};
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub type Risk = pb::risk_service_client::RiskServiceClient<Channel>;
 pub type Accounts = account_pb::account_service_client::AccountServiceClient<Channel>;
@@ -111,23 +110,4 @@ pub async fn assess(risk: &mut Risk, request: pb::AssessRequest) -> (pb::Decisio
     )
 }
 
-pub fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use meshwork_testkit::{reason, violated_fields};

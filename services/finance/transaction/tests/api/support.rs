@@ -16,7 +16,6 @@ use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::storage::Storage;
 use meshwork_testkit::{Backend, TcpProxy, TestServer, target_of, with_host_port};
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub type Accounts = account_pb::account_service_client::AccountServiceClient<Channel>;
 pub type Trail = audit_pb::audit_service_client::AuditServiceClient<Channel>;
@@ -310,44 +309,8 @@ pub async fn all_transfers(client: &mut Transactions) -> Vec<pb::Transfer> {
     }
 }
 
-/// The `ErrorInfo.reason` of a status.
-pub fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-/// The fields named by a status's `BadRequest`.
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Polls `check` up to ~10 s (bounded, never a timing assertion).
-pub async fn eventually<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 pub fn state(transfer: &pb::Transfer) -> pb::TransferState {
     pb::TransferState::try_from(transfer.state).expect("known state")
 }
+
+pub use meshwork_testkit::{eventually, reason, violated_fields};

@@ -26,7 +26,7 @@ use crate::call::DynamicCodec;
 use crate::limit::{RateLimit, RateLimitConfig};
 use crate::problem::Problem;
 use crate::routes::{Lookup, Route, RouteError, RouteTable};
-use crate::transcode::{TranscodeOptions, build_request, render_response_bytes};
+use crate::transcode::{TranscodeOptions, build_request, raw_response, render_response_bytes};
 
 /// How the edge behaves.
 #[derive(Debug, Clone)]
@@ -303,11 +303,16 @@ async fn forward(
                 format!("request body over {} bytes", gateway.config.max_body_bytes),
             )
         })?;
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let message = build_request(
         route,
         bindings,
         parts.uri.query(),
         &bytes,
+        content_type,
         gateway.config.transcode,
     )?;
 
@@ -383,6 +388,18 @@ async fn forward(
     match outcome {
         Ok(response) => {
             let (metadata, message, _) = response.into_parts();
+            if let Some((content_type, data)) = raw_response(route, &message) {
+                let content_type = HeaderValue::from_str(&content_type)
+                    .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+                let mut response = (
+                    route.success,
+                    [(http::header::CONTENT_TYPE, content_type)],
+                    data,
+                )
+                    .into_response();
+                copy_metadata(&metadata, response.headers_mut());
+                return Ok(response);
+            }
             let body = render_response_bytes(route, &message);
             let mut response = (
                 route.success,

@@ -8,6 +8,7 @@ use prost_reflect::{EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, Messa
 use serde_json::{Map, Value, json};
 
 use crate::routes::{BodyRule, Route, RouteTable, is_scalar_like};
+use crate::transcode::is_http_body;
 
 /// How deep query parameters reach into nested messages (`a.b.c`).
 const MAX_QUERY_DEPTH: usize = 3;
@@ -115,25 +116,34 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
         op.insert("description".into(), json!(comment));
     }
     op.insert("parameters".into(), Value::Array(parameters));
-    let body_schema = match &route.body {
+    // A google.api.HttpBody is the raw body, of any media type.
+    let raw = json!({"*/*": {"schema": {"type": "string", "format": "binary"}}});
+    let body_content = match &route.body {
         BodyRule::None => None,
-        BodyRule::All => Some(schemas.message(&input)),
-        BodyRule::Field(field) => Some(schemas.field(field)),
+        BodyRule::All if is_http_body(&input) => Some(raw.clone()),
+        BodyRule::All => Some(json!({"application/json": {"schema": schemas.message(&input)}})),
+        BodyRule::Field(field) if field.kind().as_message().is_some_and(is_http_body) => {
+            Some(raw.clone())
+        }
+        BodyRule::Field(field) => {
+            Some(json!({"application/json": {"schema": schemas.field(field)}}))
+        }
     };
-    if let Some(schema) = body_schema {
+    if let Some(content) = body_content {
         op.insert(
             "requestBody".into(),
-            json!({"required": true, "content": {"application/json": {"schema": schema}}}),
+            json!({"required": true, "content": content}),
         );
     }
-    let response_schema = match &route.response_body {
-        Some(field) => schemas.field(field),
-        None => schemas.message(&method.output()),
+    let response_content = match &route.response_body {
+        None if is_http_body(&method.output()) => raw,
+        Some(field) => json!({"application/json": {"schema": schemas.field(field)}}),
+        None => json!({"application/json": {"schema": schemas.message(&method.output())}}),
     };
     let mut responses = Map::new();
     responses.insert(
         route.success.as_u16().to_string(),
-        json!({"description": "Success.", "content": {"application/json": {"schema": response_schema}}}),
+        json!({"description": "Success.", "content": response_content}),
     );
     responses.insert(
         "default".into(),

@@ -8,7 +8,9 @@
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions,
 };
-use serde_json::{Map, Value};
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
 
 use crate::problem::Problem;
 use crate::routes::{BodyRule, Route, is_scalar_like, resolve};
@@ -37,13 +39,30 @@ pub fn build_request(
     bindings: &[(String, String)],
     query: Option<&str>,
     body: &[u8],
+    content_type: Option<&str>,
     options: TranscodeOptions,
 ) -> Result<DynamicMessage, Problem> {
     let input = route.method.input();
     let mut root = Map::new();
 
+    // A google.api.HttpBody takes the body as it is (bytes and content
+    // type), for payloads that are not JSON: forms, XML, files.
+    let raw = || {
+        json!({
+            "contentType": content_type.unwrap_or("application/octet-stream"),
+            "data": base64::engine::general_purpose::STANDARD.encode(body),
+        })
+    };
     let has_body = body.iter().any(|b| !b.is_ascii_whitespace());
     match (&route.body, has_body) {
+        (BodyRule::All, _) if is_http_body(&input) => {
+            if let Value::Object(object) = raw() {
+                root = object;
+            }
+        }
+        (BodyRule::Field(field), _) if field.kind().as_message().is_some_and(is_http_body) => {
+            root.insert(field.name().to_owned(), raw());
+        }
         (_, false) => {}
         (BodyRule::None, true) => {
             return Err(Problem::bad_request("this method takes no request body"));
@@ -136,6 +155,31 @@ pub fn build_request(
     let deserialize = DeserializeOptions::new().deny_unknown_fields(options.reject_unknown_fields);
     DynamicMessage::deserialize_with_options(input, Value::Object(root), &deserialize)
         .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))
+}
+
+/// Whether a message is `google.api.HttpBody`.
+pub fn is_http_body(message: &prost_reflect::MessageDescriptor) -> bool {
+    message.full_name() == "google.api.HttpBody"
+}
+
+/// The raw body and content type of a response that is a
+/// `google.api.HttpBody` (the whole message; `response_body` not set).
+pub fn raw_response(route: &Route, message: &DynamicMessage) -> Option<(String, Vec<u8>)> {
+    if route.response_body.is_some()
+        || !is_http_body(&prost_reflect::ReflectMessage::descriptor(message))
+    {
+        return None;
+    }
+    let content_type = message
+        .get_field_by_name("content_type")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let data = message
+        .get_field_by_name("data")
+        .and_then(|v| v.as_bytes().map(|b| b.to_vec()))
+        .unwrap_or_default();
+    Some((content_type, data))
 }
 
 /// A unary response as the bytes of its JSON body: serialised straight from

@@ -112,6 +112,30 @@ impl Edge {
         )
     }
 
+    /// Sends `body` as it is; status, headers and the raw answer.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        uri: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(axum::body::Body::from(body.to_vec())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, bytes.to_vec())
+    }
+
     /// Opens an account through REST; returns its id.
     pub async fn open(&self, owner: &str) -> String {
         let body = format!(

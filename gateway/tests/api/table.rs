@@ -209,6 +209,60 @@ async fn path_body_and_query_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_body_methods_take_and_give_raw_bytes() {
+    let edge = echo::start().await;
+    // A provider's form callback: not JSON, passed through byte for byte.
+    let form = b"out_trade_no=pay_1&total_amount=1.00&sign=a%2Bb%3D";
+    let (status, headers, body) = edge
+        .send_bytes(
+            Method::POST,
+            "/v1/echo:raw",
+            form,
+            &[(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/x-www-form-urlencoded; charset=utf-8"
+    );
+    assert_eq!(body, form);
+    // Binary, and without a content type.
+    let bytes = [0u8, 159, 146, 150, 255];
+    let (_, headers, body) = edge
+        .send_bytes(Method::POST, "/v1/echo:raw", &bytes, &[])
+        .await;
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(body, bytes);
+
+    // An HttpBody field as the body, the rest from the path.
+    let (status, _, body) = edge
+        .send_bytes(
+            Method::POST,
+            "/v1/uploads/report.csv",
+            b"a,b\n1,2\n",
+            &[("content-type", "text/csv")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["name"], "report.csv");
+    assert_eq!(json["file"]["contentType"], "text/csv");
+    assert_eq!(json["file"]["data"], "YSxiCjEsMgo=", "the CSV, base64");
+
+    // The OpenAPI document says so: any media type, binary.
+    let doc = edge.call(Method::GET, "/openapi.json", None).await.json;
+    let raw = &doc["paths"]["/v1/echo:raw"]["post"];
+    assert_eq!(raw["requestBody"]["content"]["*/*"]["schema"]["format"], "binary");
+    assert_eq!(raw["responses"]["200"]["content"]["*/*"]["schema"]["format"], "binary");
+    let upload = &doc["paths"]["/v1/uploads/{name}"]["post"];
+    assert_eq!(upload["requestBody"]["content"]["*/*"]["schema"]["type"], "string");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_methods_and_metadata_in_both_directions() {
     let edge = echo::start().await;
     let head = edge.call(Method::HEAD, "/v1/echo-head/h1", None).await;

@@ -256,10 +256,19 @@ async fn http_body_methods_take_and_give_raw_bytes() {
     // The OpenAPI document says so: any media type, binary.
     let doc = edge.call(Method::GET, "/openapi.json", None).await.json;
     let raw = &doc["paths"]["/v1/echo:raw"]["post"];
-    assert_eq!(raw["requestBody"]["content"]["*/*"]["schema"]["format"], "binary");
-    assert_eq!(raw["responses"]["200"]["content"]["*/*"]["schema"]["format"], "binary");
+    assert_eq!(
+        raw["requestBody"]["content"]["*/*"]["schema"]["format"],
+        "binary"
+    );
+    assert_eq!(
+        raw["responses"]["200"]["content"]["*/*"]["schema"]["format"],
+        "binary"
+    );
     let upload = &doc["paths"]["/v1/uploads/{name}"]["post"];
-    assert_eq!(upload["requestBody"]["content"]["*/*"]["schema"]["type"], "string");
+    assert_eq!(
+        upload["requestBody"]["content"]["*/*"]["schema"]["type"],
+        "string"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

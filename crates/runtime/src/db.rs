@@ -244,9 +244,21 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         // intervention" (57, e.g. a session ended by pg_terminate_backend or
         // a server shutting down) classes: the database went away, the
         // request did not do anything wrong.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        // Also contention that outlasted its waits: SQLite BUSY (5) and
+        // LOCKED (6) after busy_timeout, PostgreSQL serialization failure
+        // (40001) and deadlock (40P01). Nothing was done; trying again is
+        // right, which is what UNAVAILABLE tells a client.
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+            // Primary result code in the low byte of the extended one.
+            Some(sqlite) => sqlx::error::DatabaseError::code(sqlite)
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+            None => db.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || matches!(code.as_ref(), "40001" | "40P01")
+            }),
+        },
         _ => false,
     }
 }

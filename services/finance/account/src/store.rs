@@ -52,6 +52,13 @@ pub struct Posted {
     pub balances: Vec<Balance>,
 }
 
+/// The idempotency key of a client's request id. Clients' ids and the
+/// transfer ids finance.transaction posts under share one table; each has a
+/// prefix of its own, so that no request id can take a transfer's key.
+fn request_key(request_id: &str) -> String {
+    format!("request:{request_id}")
+}
+
 /// How many fresh account numbers to try before giving up on a collision.
 const NUMBER_ATTEMPTS: usize = 5;
 
@@ -84,7 +91,7 @@ impl Store {
         let now = now_micros();
         let mut tx = self.db.pool().begin().await?;
         if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
+            idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
         {
             let account = fetch_account(&mut tx, &id)
                 .await?
@@ -106,7 +113,7 @@ impl Store {
             updated_at: now,
         };
         let account = insert_account(&mut tx, account).await?;
-        idempotency::record_result(&mut tx, request_id, &account.id).await?;
+        idempotency::record_result(&mut tx, &request_key(request_id), &account.id).await?;
         // The full number goes to the audit trail, which masks it at its
         // door; it is never logged here.
         let event = Event::new("account.created", &format!("accounts/{}", account.id), "OK")
@@ -178,7 +185,7 @@ impl Store {
         let now = now_micros();
         let mut tx = self.db.pool().begin().await?;
         if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
+            idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
         {
             let account = fetch_account(&mut tx, &id)
                 .await?
@@ -204,7 +211,7 @@ impl Store {
         if updated.rows_affected() != 1 {
             return Err(AccountError::Conflict(account_id.to_owned()));
         }
-        idempotency::record_result(&mut tx, request_id, account_id).await?;
+        idempotency::record_result(&mut tx, &request_key(request_id), account_id).await?;
         let action = match change {
             StateChange::Freeze { .. } => "account.frozen",
             StateChange::Unfreeze { .. } => "account.unfrozen",
@@ -244,7 +251,7 @@ impl Store {
         let now = now_micros();
         let mut tx = self.db.pool().begin().await?;
         if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
+            idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
         {
             let posting = fetch_posting(&mut tx, &id)
                 .await?
@@ -313,6 +320,9 @@ impl Store {
             },
         ];
 
+        // Taken after the row locks, so journal times follow the order in
+        // which the balances changed (statements cut periods by time).
+        let posted_at = now_micros();
         let posting = Posting {
             id: new_id("pst"),
             kind: movement.movement.as_str().to_owned(),
@@ -323,7 +333,7 @@ impl Store {
             balance_after_minor,
             counterparty_account_id: String::new(),
             counterparty_balance_after_minor: 0,
-            created_at: now,
+            created_at: posted_at,
         };
         insert_posting(
             &mut tx,
@@ -342,7 +352,7 @@ impl Store {
             ],
         )
         .await?;
-        idempotency::record_result(&mut tx, request_id, &posting.id).await?;
+        idempotency::record_result(&mut tx, &request_key(request_id), &posting.id).await?;
         let action = match movement.movement {
             Movement::Deposit => "account.deposited",
             Movement::Withdrawal => "account.withdrawn",
@@ -452,7 +462,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else {
-                return Err(transfer_refusal(&mut tx, transfer).await);
+                // Judged outside this transaction: inside it, a first leg
+                // already applied would distort the second's verdict.
+                tx.rollback().await?;
+                let mut conn = self.db.pool().acquire().await?;
+                return Err(transfer_refusal(&mut conn, transfer).await);
             };
             balances.push(Balance {
                 account_id: account_id.to_owned(),
@@ -467,6 +481,7 @@ impl Store {
                 .find(|b| b.account_id == id)
                 .map_or(0, |b| b.balance_minor)
         };
+        let posted_at = now_micros();
         let posting = Posting {
             id: new_id("pst"),
             kind: transfer.kind.as_str().to_owned(),
@@ -477,7 +492,7 @@ impl Store {
             memo: transfer.memo.clone(),
             balance_after_minor: after(&transfer.from_account_id),
             counterparty_balance_after_minor: after(&transfer.to_account_id),
-            created_at: now,
+            created_at: posted_at,
         };
         insert_posting(
             &mut tx,

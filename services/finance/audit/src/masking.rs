@@ -82,25 +82,28 @@ const STANDARD_UNMASKED: &[&str] = &["amount_minor", "risk_score", "currency"];
 
 impl Masking {
     /// The standard rules, most specific first (an ID number is not taken
-    /// for a card number, an e-mail's digits not for a phone).
+    /// for a card number, an e-mail's digits not for a phone). Boundaries
+    /// are ASCII word boundaries: a number right after Chinese text
+    /// ("卡号6222…") is found, one glued to Latin letters or `_` (ids such as
+    /// `acc_0193…`) is not.
     pub fn standard() -> Self {
         let keep = |start, end| Style::Keep { start, end };
         let rules = [
             (
                 "email",
-                r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
+                r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?-u:\b)",
                 Style::Email,
             ),
             // Mainland China resident ID: 17 digits and a check character.
-            ("id_number", r"\b\d{17}[\dXx]\b", keep(3, 4)),
+            ("id_number", r"(?-u:\b)\d{17}[\dXx](?-u:\b)", keep(3, 4)),
             // Card and account numbers: 13 to 19 digits, maybe grouped.
             (
                 "card_or_account_number",
-                r"\b\d(?:[ -]?\d){12,18}\b",
+                r"(?-u:\b)\d(?:[ -]?\d){12,18}(?-u:\b)",
                 keep(4, 4),
             ),
-            ("phone_cn", r"\b1[3-9]\d{9}\b", keep(3, 4)),
-            ("phone_international", r"\+\d{8,15}\b", keep(3, 2)),
+            ("phone_cn", r"(?-u:\b)1[3-9]\d{9}(?-u:\b)", keep(3, 4)),
+            ("phone_international", r"\+\d{8,15}(?-u:\b)", keep(3, 2)),
         ];
         Self {
             rules: rules
@@ -230,6 +233,10 @@ mod tests {
                 "mail w***@example.com now",
             ),
             ("id 11010519491231002X", "id 110***********002X"),
+            (
+                "卡号6222021234567890，手机13812345678",
+                "卡号6222********7890，手机138****5678",
+            ),
         ];
         for (clear, masked) in cases {
             assert_eq!(m.mask(clear), masked, "{clear}");

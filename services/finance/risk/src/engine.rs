@@ -66,25 +66,32 @@ impl Engine {
             return same_transfer(earlier, &subject);
         }
         let book = self.rulebook().await?;
-        let facts = self.facts(&book.rules, &subject).await?;
-        let verdict = evaluate(&book.rules, &book.policy, &subject, &facts);
-        let assessment = Assessment { subject, verdict };
-        if !self.store.record(&assessment).await? {
-            // A concurrent duplicate was recorded first: its answer stands.
-            let id = &assessment.subject.transfer_id;
-            let earlier = self
-                .store
-                .assessment(id)
-                .await?
-                .ok_or_else(|| RiskError::Internal(format!("assessment of {id} vanished")))?;
-            return same_transfer(earlier, &assessment.subject);
-        }
-        if assessment.verdict.decision != Decision::Reject {
-            // Rejected transfers never happen, so they do not count. A
-            // failure here undercounts by one; the assessment stands.
-            if let Err(error) = self.count(&book.rules, &assessment.subject).await {
-                tracing::warn!(%error, "transfer not counted in velocity windows");
+        // Counted before the windows are read, so that concurrent transfers
+        // from one sender see each other (a check-then-count would let a
+        // burst through together); the totals read include this transfer,
+        // which `facts` takes out again.
+        self.count(&book.rules, &subject, 1).await?;
+        let assessed = self.decide(&book, subject).await;
+        let undo = match &assessed {
+            // Rejected transfers never happen; a duplicate was counted by
+            // the call that recorded it; a failure assessed nothing.
+            Ok((assessment, recorded)) => {
+                !recorded || assessment.verdict.decision == Decision::Reject
             }
+            Err(_) => true,
+        };
+        if undo {
+            let subject = match &assessed {
+                Ok((assessment, _)) => &assessment.subject,
+                Err((_, subject)) => subject,
+            };
+            if let Err(error) = self.count(&book.rules, subject, -1).await {
+                tracing::warn!(%error, "velocity count not taken back");
+            }
+        }
+        let (assessment, recorded) = assessed.map_err(|(error, _)| error)?;
+        if !recorded {
+            return Ok(assessment);
         }
         tracing::info!(
             transfer = %assessment.subject.transfer_id,
@@ -93,6 +100,39 @@ impl Engine {
             "transfer assessed"
         );
         Ok(assessment)
+    }
+
+    /// Evaluates and records; the stored assessment and whether this call
+    /// recorded it (false: a concurrent duplicate's stands).
+    async fn decide(
+        &self,
+        book: &Rulebook,
+        subject: Subject,
+    ) -> Result<(Assessment, bool), (RiskError, Subject)> {
+        let facts = match self.facts(&book.rules, &subject).await {
+            Ok(facts) => facts,
+            Err(error) => return Err((error, subject)),
+        };
+        let verdict = evaluate(&book.rules, &book.policy, &subject, &facts);
+        let assessment = Assessment { subject, verdict };
+        match self.store.record(&assessment).await {
+            Ok(true) => Ok((assessment, true)),
+            Ok(false) => {
+                let id = assessment.subject.transfer_id.clone();
+                match self.store.assessment(&id).await {
+                    Ok(Some(earlier)) => match same_transfer(earlier, &assessment.subject) {
+                        Ok(earlier) => Ok((earlier, false)),
+                        Err(error) => Err((error, assessment.subject)),
+                    },
+                    Ok(None) => Err((
+                        RiskError::Internal(format!("assessment of {id} vanished")),
+                        assessment.subject,
+                    )),
+                    Err(error) => Err((error, assessment.subject)),
+                }
+            }
+            Err(error) => Err((error, assessment.subject)),
+        }
     }
 
     async fn rulebook(&self) -> Result<Rulebook, RiskError> {
@@ -140,6 +180,13 @@ impl Engine {
                     totals.amount_minor += amount;
                 }
             }
+            // The windows already hold this transfer (counted first).
+            totals.count -= 1;
+            if let Condition::Velocity { currency, .. } = &rule.condition
+                && currency == subject.currency.as_str()
+            {
+                totals.amount_minor -= subject.amount_minor;
+            }
             facts.velocity.insert(rule.id.clone(), totals);
         }
 
@@ -170,7 +217,9 @@ impl Engine {
     }
 
     /// Counts `subject` into the current bucket of every velocity rule.
-    async fn count(&self, rules: &[Rule], subject: &Subject) -> Result<(), RiskError> {
+    /// Adds `sign` (1 or -1) times `subject` to the current bucket of every
+    /// velocity rule.
+    async fn count(&self, rules: &[Rule], subject: &Subject, sign: i64) -> Result<(), RiskError> {
         for rule in rules {
             let Condition::Velocity {
                 window_seconds,
@@ -182,11 +231,11 @@ impl Engine {
             };
             let window = Window::of(*window_seconds);
             let bucket = window.bucket(subject.occur_at);
-            let mut deltas = vec![(count_key(&rule.id, &subject.from_account_id, bucket), 1)];
+            let mut deltas = vec![(count_key(&rule.id, &subject.from_account_id, bucket), sign)];
             if currency == subject.currency.as_str() {
                 deltas.push((
                     amount_key(&rule.id, &subject.from_account_id, bucket),
-                    subject.amount_minor,
+                    sign * subject.amount_minor,
                 ));
             }
             self.counters.add(&deltas, window.ttl()).await?;

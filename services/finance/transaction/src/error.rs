@@ -143,6 +143,10 @@ fn refusal_status(refusal: &Refusal) -> Status {
             details.set_error_info(&refusal.reason, errors::DOMAIN, []);
             Status::with_error_details(Code::NotFound, &refusal.message, details)
         }
+        "INVALID_ARGUMENT" => {
+            let details = ErrorDetails::with_error_info(&refusal.reason, errors::DOMAIN, []);
+            Status::with_error_details(Code::InvalidArgument, &refusal.message, details)
+        }
         _ => errors::failed_precondition(&refusal.reason, &refusal.subject, &refusal.message),
     }
 }

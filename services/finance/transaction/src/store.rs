@@ -412,9 +412,10 @@ impl Store {
         transfer_id: &str,
         attempt: i64,
         request_id: &str,
+        refusal: &Refusal,
     ) -> Result<(), TransactionError> {
         let mut tx = self.db.pool().begin().await?;
-        sqlx::query(
+        let released = sqlx::query(
             "UPDATE transfers SET reversal_state = '', updated_at = $1 \
              WHERE transfer_id = $2 AND reversal_state = 'PROCESSING' AND reversal_attempt = $3",
         )
@@ -423,11 +424,35 @@ impl Store {
         .bind(attempt)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM idempotency_keys WHERE request_id = $1")
-            .bind(request_id)
-            .execute(&mut *tx)
-            .await?;
+        // Only the call that released this attempt drops its claim and
+        // reports it: a stale copy must not touch a newer attempt's.
+        if released.rows_affected() == 1 {
+            sqlx::query("DELETE FROM idempotency_keys WHERE request_id = $1")
+                .bind(request_id)
+                .execute(&mut *tx)
+                .await?;
+            let transfer = fetch(&mut tx, transfer_id)
+                .await?
+                .ok_or_else(|| missing(transfer_id))?;
+            let event = transfer_event("transfer.reversal_refused", &refusal.reason, &transfer)
+                .attr("reason", &refusal.message);
+            outbox::enqueue(&mut tx, &event).await?;
+        }
         tx.commit().await?;
+        if released.rows_affected() == 1 {
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+
+    /// Moves a transfer to the back of the settler's queue (its outcome is
+    /// still unknown).
+    pub async fn touch(&self, transfer_id: &str) -> Result<(), TransactionError> {
+        sqlx::query("UPDATE transfers SET updated_at = $1 WHERE transfer_id = $2")
+            .bind(now_micros())
+            .bind(transfer_id)
+            .execute(self.db.pool())
+            .await?;
         Ok(())
     }
 

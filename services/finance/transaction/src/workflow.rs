@@ -111,6 +111,9 @@ impl Transfers {
                 }
                 Assessed::Unknown(why) => {
                     tracing::warn!(transfer = %transfer.id, %why, "risk decision unknown; left PROCESSING");
+                    // To the back of the settler's queue, so one that keeps
+                    // failing does not hold up the others.
+                    self.store.touch(&transfer.id).await?;
                     return Ok((transfer, None));
                 }
             };
@@ -135,6 +138,9 @@ impl Transfers {
                 }
                 Outcome::Unknown(why) => {
                     tracing::warn!(transfer = %transfer.id, %why, "transfer outcome unknown; left PROCESSING");
+                    // To the back of the settler's queue, so one that keeps
+                    // failing does not hold up the others.
+                    self.store.touch(&transfer.id).await?;
                     return Ok((transfer, None));
                 }
             };
@@ -161,12 +167,20 @@ impl Transfers {
                 Outcome::Refused(refusal) => {
                     tracing::info!(transfer = %transfer.id, reason = %refusal.reason, "reversal refused by the ledger");
                     self.store
-                        .abandon_reversal(&transfer.id, attempt, &transfer.reversal.request_id)
+                        .abandon_reversal(
+                            &transfer.id,
+                            attempt,
+                            &transfer.reversal.request_id,
+                            &refusal,
+                        )
                         .await?;
                     return Ok((self.store.get(&transfer.id).await?, Some(refusal)));
                 }
                 Outcome::Unknown(why) => {
                     tracing::warn!(transfer = %transfer.id, %why, "reversal outcome unknown; left PROCESSING");
+                    // To the back of the settler's queue, so one that keeps
+                    // failing does not hold up the others.
+                    self.store.touch(&transfer.id).await?;
                     return Ok((transfer, None));
                 }
             };

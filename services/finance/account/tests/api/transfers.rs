@@ -165,3 +165,38 @@ on_each_backend!(async fn batch_balances_need_known_ids(backend) {
     let empty = balances(&mut h.client, &[]).await.unwrap_err();
     assert_eq!(violated_fields(&empty), ["account_ids"]);
 });
+
+on_each_backend!(async fn a_refusal_names_the_account_at_fault(backend) {
+    let mut h = start(&backend).await;
+    // The sender's id sorts first, so its leg is applied before the
+    // receiver's guard fails: the reason must still be the receiver's.
+    let sender = open(&mut h.client, "ann", "EUR").await.account_id;
+    let frozen = open(&mut h.client, "bob", "EUR").await.account_id;
+    assert!(sender < frozen);
+    deposit(&mut h.client, &sender, "EUR", 100).await.unwrap();
+    h.client
+        .freeze_account(pb::FreezeAccountRequest { request_id: rid(), account_id: frozen.clone(), reason: "hold".into() })
+        .await
+        .unwrap();
+    let refused = post(&mut h.client, transfer_request("trf_all", &sender, &frozen, 100)).await.unwrap_err();
+    assert_eq!(reason(&refused), "ACCOUNT_FROZEN");
+    assert_eq!(balances(&mut h.client, &[&sender, &frozen]).await.unwrap(), [100, 0]);
+});
+
+on_each_backend!(async fn request_ids_cannot_take_a_transfer_key(backend) {
+    let mut h = start(&backend).await;
+    let a = open(&mut h.client, "ann", "EUR").await.account_id;
+    let b = open(&mut h.client, "bob", "EUR").await.account_id;
+    // A client's request id shaped like the ledger's key of a transfer.
+    h.client
+        .deposit(pb::DepositRequest {
+            request_id: "transfer:trf_taken".into(),
+            account_id: a.clone(),
+            amount: money("EUR", 500),
+            memo: String::new(),
+        })
+        .await
+        .unwrap();
+    post(&mut h.client, transfer_request("trf_taken", &a, &b, 200)).await.unwrap();
+    assert_eq!(balances(&mut h.client, &[&a, &b]).await.unwrap(), [300, 200]);
+});

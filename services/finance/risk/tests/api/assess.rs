@@ -123,3 +123,32 @@ on_each_backend!(async fn rules_fire_at_their_boundaries(backend) {
     listed.to_account_id = "acc_bad".into();
     assert_eq!(assess(&mut h.risk, listed).await, (pb::Decision::Reject, vec!["listed".to_owned()]));
 });
+
+on_each_backend!(async fn a_burst_cannot_slip_past_a_velocity_limit(backend) {
+    let h = start(&backend).await;
+    let mut risk = h.risk.clone();
+    create(&mut risk, rule("three a minute", 100, Condition::Velocity(pb::Velocity {
+        window_seconds: 60,
+        max_count: 3,
+        max_amount_minor: 0,
+        currency: String::new(),
+    })))
+    .await;
+    // Twenty at once from one sender: each sees the others counted.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let mut risk = h.risk.clone();
+        tasks.spawn(async move {
+            assess(&mut risk, assess_request(&format!("burst-{i}"), "acc_burst", 100, at(T0, 0))).await.0
+        });
+    }
+    let mut approved = 0;
+    while let Some(decision) = tasks.join_next().await {
+        approved += usize::from(decision.unwrap() == pb::Decision::Approve);
+    }
+    assert!(approved <= 3, "{approved} approved");
+    // Rejected ones were taken back out: once the burst is over, the
+    // window holds at most the approved ones.
+    let next = assess(&mut risk, assess_request("after", "acc_burst", 100, at(T0 + 1, 0))).await.0;
+    assert_eq!(next == pb::Decision::Approve, approved < 3);
+});

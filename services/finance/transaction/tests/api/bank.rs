@@ -54,6 +54,7 @@ struct Tally {
     acknowledged: Vec<String>,
     reversed: Vec<String>,
     never_learned: Vec<pb::TransferRequest>,
+    reversals_never_learned: Vec<pb::ReverseTransferRequest>,
 }
 
 async fn client_run(mut client: Transactions, accounts: Arc<Vec<String>>) -> Tally {
@@ -62,25 +63,35 @@ async fn client_run(mut client: Transactions, accounts: Arc<Vec<String>>) -> Tal
         if !tally.acknowledged.is_empty() && fastrand::u8(0..10) == 0 {
             let pick = fastrand::usize(0..tally.acknowledged.len());
             let transfer_id = tally.acknowledged.swap_remove(pick);
-            let request_id = rid();
+            let request = pb::ReverseTransferRequest {
+                request_id: rid(),
+                transfer_id: transfer_id.clone(),
+                reason: "bank test".into(),
+            };
+            let mut learned = false;
             for attempt in 0..ATTEMPTS {
-                let request = pb::ReverseTransferRequest {
-                    request_id: request_id.clone(),
-                    transfer_id: transfer_id.clone(),
-                    reason: "bank test".into(),
-                };
-                match client.reverse_transfer(impatient(request, attempt)).await {
+                match client
+                    .reverse_transfer(impatient(request.clone(), attempt))
+                    .await
+                {
                     Ok(_) => {
                         tally.reversed.push(transfer_id.clone());
+                        learned = true;
                         break;
                     }
-                    Err(status) if outcome_unknown(&status) => continue,
+                    Err(status) if outcome_unknown(&status) => {
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(5..40))).await;
+                    }
                     Err(_) => {
                         // Refused (the receiver spent it): still posted.
                         tally.acknowledged.push(transfer_id.clone());
+                        learned = true;
                         break;
                     }
                 }
+            }
+            if !learned {
+                tally.reversals_never_learned.push(request);
             }
             continue;
         }
@@ -233,6 +244,23 @@ on_each_backend!(async fn no_money_is_created_or_lost(backend) {
     // Clients that never learned an outcome ask once more, patiently, as a
     // real client would after an outage: each transfer gets one final state.
     for tally in &tallies {
+        // Reversals too: the same request id until it is known.
+        for request in &tally.reversals_never_learned {
+            let mut answer = h.transfers.reverse_transfer(request.clone()).await;
+            for _ in 0..20 {
+                match &answer {
+                    Err(status) if outcome_unknown(status) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        answer = h.transfers.reverse_transfer(request.clone()).await;
+                    }
+                    _ => break,
+                }
+            }
+            assert!(
+                answer.is_ok() || answer.as_ref().unwrap_err().code() == Code::FailedPrecondition,
+                "{answer:?}"
+            );
+        }
         for request in &tally.never_learned {
             let mut answer = transfer(&mut h.transfers, request.clone()).await;
             for _ in 0..20 {

@@ -151,8 +151,8 @@ impl Checks {
         (end_field, end): (&str, Option<&prost_types::Timestamp>),
         required: bool,
     ) -> (Option<i64>, Option<i64>) {
-        let start = start.map(crate::time::from_timestamp);
-        let end = end.map(crate::time::from_timestamp);
+        let start = self.timestamp(start_field, start);
+        let end = self.timestamp(end_field, end);
         if required {
             if start.is_none() {
                 self.fail(start_field, "is required");
@@ -167,6 +167,23 @@ impl Checks {
             self.fail(end_field, format!("must not be before {start_field}"));
         }
         (start, end)
+    }
+
+    /// A timestamp in protobuf's valid range (years 1 to 9999, nanos below
+    /// a second), as microseconds; `None` when absent or out of range
+    /// (recorded). Out-of-range values would otherwise saturate and sort
+    /// after everything.
+    pub fn timestamp(&mut self, field: &str, at: Option<&prost_types::Timestamp>) -> Option<i64> {
+        const MIN_SECONDS: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+        const MAX_SECONDS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let at = at?;
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&at.seconds)
+            || !(0..1_000_000_000).contains(&at.nanos)
+        {
+            self.fail(field, "must be a time between years 1 and 9999");
+            return None;
+        }
+        Some(crate::time::from_timestamp(at))
     }
 
     /// A page size: 0 means the default; negative or over the maximum is refused.
@@ -246,13 +263,24 @@ mod tests {
             checks.period(("from", None), ("to", None), false),
             (None, None)
         );
+        let far = prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        };
+        assert_eq!(checks.timestamp("when", Some(&far)), None);
         let Err(Invalid(violations)) = checks.finish() else {
             panic!("expected violations")
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["amount.amount_minor", "amount.currency", "fee", "to"]
+            [
+                "amount.amount_minor",
+                "amount.currency",
+                "fee",
+                "to",
+                "when"
+            ]
         );
 
         let mut rows = vec![1, 2, 3];

@@ -75,6 +75,7 @@ impl AuditService for AuditApi {
         if event.occur_time.is_none() {
             checks.fail("event.occur_time", "is required");
         }
+        checks.timestamp("event.occur_time", event.occur_time.as_ref());
         if event.trace_id.len() > MAX_ID_LEN {
             checks.fail("event.trace_id", "is too long");
         }

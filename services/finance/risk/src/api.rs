@@ -3,7 +3,7 @@
 
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::time::{from_timestamp, now_micros, to_timestamp};
+use meshwork_runtime::time::{now_micros, to_timestamp};
 use meshwork_runtime::validate::{MAX_ID_LEN, next_page_token};
 use pb::risk_service_server::RiskService;
 use pb::rule::Condition as PbCondition;
@@ -37,6 +37,7 @@ impl RiskService for RiskApi {
         checks.id("from_account_id", &r.from_account_id);
         checks.id("to_account_id", &r.to_account_id);
         let money = checks.money("amount", r.amount.as_ref());
+        let occur_at = checks.timestamp("occur_time", r.occur_time.as_ref());
         checks.finish()?;
         let Some((currency, amount_minor)) = money else {
             unreachable!("checks passed")
@@ -47,10 +48,7 @@ impl RiskService for RiskApi {
             to_account_id: r.to_account_id,
             currency,
             amount_minor,
-            occur_at: r
-                .occur_time
-                .as_ref()
-                .map_or_else(now_micros, from_timestamp),
+            occur_at: occur_at.unwrap_or_else(now_micros),
         };
         let assessment = self.engine.assess(subject).await?;
         Ok(Response::new(pb::AssessResponse {

@@ -163,7 +163,9 @@ impl Store {
         rows.iter().map(rule_from_row).collect()
     }
 
-    /// Every enabled rule and the policy, as one consistent read.
+    /// Every enabled rule and the policy. Two statements: under PostgreSQL's
+    /// READ COMMITTED a change between them can pair new rules with the old
+    /// policy for one rulebook refresh (at most a second, see the engine).
     pub async fn rulebook(&self) -> Result<(Vec<Rule>, Policy), RiskError> {
         let mut tx = self.db.pool().begin().await?;
         let rows = sqlx::query(concat!(

@@ -81,3 +81,4 @@ pub async fn verify(trail: &mut Trail) -> pb::VerifyChainResponse {
         .expect("verify")
         .into_inner()
 }
+pub use meshwork_testkit::violated_fields;

@@ -60,6 +60,11 @@ on_each_backend!(async fn events_are_masked_numbered_and_deduplicated(backend) {
 
     let bad = h.trail.record_event(pb::RecordEventRequest { event: Some(pb::AuditEvent::default()) }).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
+    // A time past year 9999 would sort after everything: refused.
+    let mut far = event("evt_far", "x.y", 0, &[]);
+    far.occur_time = Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 });
+    let far = h.trail.record_event(pb::RecordEventRequest { event: Some(far) }).await.unwrap_err();
+    assert_eq!(violated_fields(&far), ["event.occur_time"]);
     assert!(verify(&mut h.trail).await.intact);
 });
 

@@ -240,6 +240,20 @@ impl Store {
         request_id: &str,
         movement: &MoneyMovement,
     ) -> Result<Posted, AccountError> {
+        let mut raced = 0;
+        loop {
+            match self.attempt_post(request_id, movement).await {
+                Err(AccountError::Conflict(_)) if raced < RACE_RETRIES => raced += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn attempt_post(
+        &self,
+        request_id: &str,
+        movement: &MoneyMovement,
+    ) -> Result<Posted, AccountError> {
         let amount = movement.amount_minor.to_string();
         let fingerprint = idempotency::fingerprint(&[
             movement.movement.as_str(),
@@ -392,9 +406,13 @@ impl Store {
         // Transfer ids live in the same key table as request ids: a prefix
         // keeps the two namespaces apart.
         let key = format!("transfer:{}", transfer.transfer_id);
-        let refused = match self.attempt_transfer(transfer, &key, &fingerprint).await {
-            Err(refused) => refused,
-            posted => return posted,
+        let mut raced = 0;
+        let refused = loop {
+            match self.attempt_transfer(transfer, &key, &fingerprint).await {
+                Err(AccountError::Conflict(_)) if raced < RACE_RETRIES => raced += 1,
+                Err(refused) => break refused,
+                posted => return posted,
+            }
         };
         let record = match (&refused, refused.record()) {
             // Replayed from the table: already remembered.
@@ -613,6 +631,12 @@ impl Store {
             .collect()
     }
 }
+
+/// How often a posting is tried again when its guard failed but the account
+/// passes when read afterwards: another posting moved the balance in
+/// between (the guard saw the old value, the check the new one). Nothing
+/// was written, so trying again is safe; the bound only stops a livelock.
+const RACE_RETRIES: usize = 8;
 
 /// One journal line to write: a signed amount on an account and the
 /// account's balance right after it.

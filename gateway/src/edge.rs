@@ -268,7 +268,12 @@ fn admit(
         route.method.parent_service().full_name(),
         route.method.name()
     );
-    let subject = gateway.config.auth.authenticate(&method, &parts.headers)?;
+    // A public route's callers prove themselves to the method (a provider's
+    // signature); a token, if any, is not looked at.
+    let subject = match route.public {
+        true => None,
+        false => gateway.config.auth.authenticate(&method, &parts.headers)?,
+    };
     if let Some(limiter) = &gateway.limiter {
         let key = match (
             &subject,
@@ -328,7 +333,7 @@ async fn forward(
     let mut request = tonic::Request::new(message);
     *request.metadata_mut() = metadata(
         &parts.headers,
-        &gateway.config.forwarded_headers,
+        [&gateway.config.forwarded_headers, &route.forwarded_headers],
         request_id,
     );
     if let Some(subject) = subject.and_then(|s| MetadataValue::try_from(s).ok()) {
@@ -435,13 +440,13 @@ fn problem_of(status: &tonic::Status, pool: &DescriptorPool) -> Problem {
 /// Request headers → metadata: the allow-list, `Grpc-Metadata-*` without its
 /// prefix, the request id. Never `x-meshwork-subject` from outside: only the
 /// edge's own authentication may set it.
-fn metadata(headers: &HeaderMap, forwarded: &[HeaderName], request_id: &str) -> MetadataMap {
+fn metadata(headers: &HeaderMap, forwarded: [&[HeaderName]; 2], request_id: &str) -> MetadataMap {
     let mut metadata = MetadataMap::new();
     for (name, value) in headers {
         let key = name.as_str();
         let key = match key.strip_prefix("grpc-metadata-") {
             Some(stripped) => stripped,
-            None if forwarded.contains(name) => key,
+            None if forwarded.iter().any(|list| list.contains(name)) => key,
             None => continue,
         };
         if key == "x-meshwork-subject" || is_reserved(key) {

@@ -137,6 +137,7 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     }
     let response_content = match &route.response_body {
         None if is_http_body(&method.output()) => raw,
+        Some(field) if field.kind().as_message().is_some_and(is_http_body) => raw,
         Some(field) => json!({"application/json": {"schema": schemas.field(field)}}),
         None => json!({"application/json": {"schema": schemas.message(&method.output())}}),
     };

@@ -40,6 +40,19 @@ pub struct Route {
     pub grpc_path: String,
     /// The status of a successful answer (`meshwork.api.v1.http_success_code`).
     pub success: StatusCode,
+    /// Served without a bearer token (`meshwork.api.v1.public_route`).
+    pub public: bool,
+    /// Request headers passed on as metadata for this method
+    /// (`meshwork.api.v1.forwarded_headers`).
+    pub forwarded_headers: Vec<http::HeaderName>,
+}
+
+/// What a method's own options (`meshwork.api.v1`) say about its routes.
+#[derive(Debug, Clone)]
+struct MethodContract {
+    success: StatusCode,
+    public: bool,
+    forwarded_headers: Vec<http::HeaderName>,
 }
 
 /// What looking up a request found.
@@ -88,6 +101,8 @@ impl RouteTable {
             return Ok(Self { routes: Vec::new() });
         };
         let success_code = pool.get_extension_by_name("meshwork.api.v1.http_success_code");
+        let public_route = pool.get_extension_by_name("meshwork.api.v1.public_route");
+        let forwarded = pool.get_extension_by_name("meshwork.api.v1.forwarded_headers");
         let mut routes = Vec::new();
         for service in pool.services() {
             for method in service.methods() {
@@ -116,10 +131,37 @@ impl RouteTable {
                     .and_then(|ext| options.get_extension(ext).as_i32())
                     .and_then(|code| StatusCode::from_u16(u16::try_from(code).ok()?).ok())
                     .unwrap_or(StatusCode::OK);
+                let public = public_route
+                    .as_ref()
+                    .filter(|ext| options.has_extension(ext))
+                    .and_then(|ext| options.get_extension(ext).as_bool())
+                    .unwrap_or(false);
+                let mut forwarded_headers = Vec::new();
+                if let Some(ext) = forwarded.as_ref().filter(|ext| options.has_extension(ext))
+                    && let Some(names) = options.get_extension(ext).as_list()
+                {
+                    for name in names.iter().filter_map(|v| v.as_str()) {
+                        let header =
+                            http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                                RouteError::Field {
+                                    method: method.full_name().to_owned(),
+                                    problem: format!(
+                                        "forwarded_headers: {name:?} is not a header name"
+                                    ),
+                                }
+                            })?;
+                        forwarded_headers.push(header);
+                    }
+                }
+                let contract = MethodContract {
+                    success,
+                    public,
+                    forwarded_headers,
+                };
                 let bindings =
                     std::iter::once(rule.clone()).chain(rule.additional_bindings.iter().cloned());
                 for binding in bindings {
-                    routes.push(route(&method, &binding, success)?);
+                    routes.push(route(&method, &binding, &contract)?);
                 }
             }
         }
@@ -175,7 +217,7 @@ impl RouteTable {
 fn route(
     method: &MethodDescriptor,
     rule: &HttpRule,
-    success: StatusCode,
+    contract: &MethodContract,
 ) -> Result<Route, RouteError> {
     let name = method.full_name().to_owned();
     let field_error = |problem: String| RouteError::Field {
@@ -237,7 +279,9 @@ fn route(
         response_body,
         grpc_path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
         method: method.clone(),
-        success,
+        success: contract.success,
+        public: contract.public,
+        forwarded_headers: contract.forwarded_headers.clone(),
     })
 }
 
@@ -336,5 +380,34 @@ mod tests {
             panic!()
         };
         assert_eq!(get.success, StatusCode::OK);
+    }
+
+    #[test]
+    fn the_contract_makes_callbacks_public_and_names_their_headers() {
+        let table = table();
+        let Lookup::Found(wechat, _) =
+            table.find(&Method::POST, "/v1/payment-notifications/wechat-pay")
+        else {
+            panic!()
+        };
+        assert!(wechat.public);
+        let names: Vec<&str> = wechat
+            .forwarded_headers
+            .iter()
+            .map(|h| h.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "wechatpay-signature",
+                "wechatpay-timestamp",
+                "wechatpay-nonce",
+                "wechatpay-serial"
+            ]
+        );
+        let Lookup::Found(create, _) = table.find(&Method::POST, "/v1/payments") else {
+            panic!()
+        };
+        assert!(!create.public && create.forwarded_headers.is_empty());
     }
 }

@@ -163,13 +163,18 @@ pub fn is_http_body(message: &prost_reflect::MessageDescriptor) -> bool {
 }
 
 /// The raw body and content type of a response that is a
-/// `google.api.HttpBody` (the whole message; `response_body` not set).
+/// `google.api.HttpBody`: the whole message, or the `response_body` field
+/// when that is one.
 pub fn raw_response(route: &Route, message: &DynamicMessage) -> Option<(String, Vec<u8>)> {
-    if route.response_body.is_some()
-        || !is_http_body(&prost_reflect::ReflectMessage::descriptor(message))
-    {
-        return None;
-    }
+    let field_value;
+    let message = match &route.response_body {
+        None if is_http_body(&prost_reflect::ReflectMessage::descriptor(message)) => message,
+        Some(field) if field.kind().as_message().is_some_and(is_http_body) => {
+            field_value = message.get_field(field);
+            field_value.as_message()?
+        }
+        _ => return None,
+    };
     let content_type = message
         .get_field_by_name("content_type")
         .and_then(|v| v.as_str().map(str::to_owned))

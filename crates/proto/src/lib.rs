@@ -38,6 +38,11 @@ pub mod meshwork {
                 include!(concat!(env!("OUT_DIR"), "/meshwork.finance.audit.v1.rs"));
             }
         }
+        pub mod payment {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/meshwork.finance.payment.v1.rs"));
+            }
+        }
         pub mod risk {
             pub mod v1 {
                 include!(concat!(env!("OUT_DIR"), "/meshwork.finance.risk.v1.rs"));

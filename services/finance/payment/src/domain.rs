@@ -20,6 +20,33 @@ pub enum Channel {
     UnionPay,
 }
 
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Self; 3] = [Self::Alipay, Self::WechatPay, Self::UnionPay];
+
+    /// The stored and reported name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alipay => "ALIPAY",
+            Self::WechatPay => "WECHAT_PAY",
+            Self::UnionPay => "UNIONPAY",
+        }
+    }
+
+    /// The channel of a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// The currencies the channel collects.
+    pub fn currencies(self) -> &'static [&'static str] {
+        match self {
+            Self::Alipay | Self::WechatPay => &["CNY"],
+            Self::UnionPay => &["CNY", "HKD", "USD", "EUR"],
+        }
+    }
+}
+
 /// Where a payment is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentState {
@@ -40,6 +67,35 @@ pub enum PaymentState {
 }
 
 impl PaymentState {
+    /// Every state.
+    pub const ALL: [Self; 7] = [
+        Self::Created,
+        Self::Pending,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Expired,
+        Self::PartiallyRefunded,
+        Self::Refunded,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Pending => "PENDING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Expired => "EXPIRED",
+            Self::PartiallyRefunded => "PARTIALLY_REFUNDED",
+            Self::Refunded => "REFUNDED",
+        }
+    }
+
+    /// The state of a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     /// How far along the life a state is; states only move to higher ranks.
     fn rank(self) -> u8 {
         match self {

@@ -20,8 +20,12 @@ pub struct Notification {
     pub payment_id: String,
     /// What it says.
     pub report: Report,
-    /// The channel's id for this notification (or its nonce): the replay key.
+    /// The channel's id for this notification: with a delivery that
+    /// repeats it, the same notification again.
     pub notification_id: String,
+    /// The channel's own id of the payment (Alipay `trade_no`, WeChat Pay
+    /// `transaction_id`, UnionPay `queryId`); empty when not given.
+    pub channel_trade_id: String,
 }
 
 /// Minor units of a decimal amount written with at most `scale` decimals
@@ -44,16 +48,16 @@ pub fn decimal_to_minor(text: &str, scale: u32) -> Option<i64> {
     whole.checked_mul(10_i64.pow(scale))?.checked_add(fraction)
 }
 
-/// An Alipay notification (form parameters), verified with Alipay's key.
-pub fn alipay(
-    params: &BTreeMap<String, String>,
-    alipay_key: &VerifyingKey,
-) -> Result<Notification, ChannelError> {
-    alipay::verify_notification(params, alipay_key)?;
-    let field = |name: &'static str| params.get(name).ok_or(ChannelError::Malformed(name));
-    let report = match field("trade_status")?.as_str() {
+/// What Alipay's `trade_status` (with `total_amount`) says, in a
+/// notification or a query's answer.
+pub fn alipay_report(
+    trade_status: &str,
+    total_amount: Option<&String>,
+) -> Result<Report, ChannelError> {
+    Ok(match trade_status {
         "TRADE_SUCCESS" | "TRADE_FINISHED" => Report::Paid {
-            amount_minor: decimal_to_minor(field("total_amount")?, 2)
+            amount_minor: total_amount
+                .and_then(|amount| decimal_to_minor(amount, 2))
                 .ok_or(ChannelError::Malformed("total_amount"))?,
             // Alipay settles in yuan.
             currency: "CNY".to_owned(),
@@ -61,11 +65,22 @@ pub fn alipay(
         "TRADE_CLOSED" => Report::Declined,
         "WAIT_BUYER_PAY" => Report::Waiting,
         _ => return Err(ChannelError::Malformed("trade_status")),
-    };
+    })
+}
+
+/// An Alipay notification (form parameters), verified with Alipay's key.
+pub fn alipay(
+    params: &BTreeMap<String, String>,
+    alipay_key: &VerifyingKey,
+) -> Result<Notification, ChannelError> {
+    alipay::verify_notification(params, alipay_key)?;
+    let field = |name: &'static str| params.get(name).ok_or(ChannelError::Malformed(name));
+    let report = alipay_report(field("trade_status")?, params.get("total_amount"))?;
     Ok(Notification {
         payment_id: field("out_trade_no")?.clone(),
         report,
         notification_id: field("notify_id")?.clone(),
+        channel_trade_id: params.get("trade_no").cloned().unwrap_or_default(),
     })
 }
 
@@ -101,26 +116,60 @@ pub fn wechat(
     )?;
     let transaction: serde_json::Value =
         serde_json::from_slice(&plain).map_err(|_| ChannelError::Malformed("resource"))?;
-    let report = match text(&transaction, "trade_state")?.as_str() {
-        "SUCCESS" => Report::Paid {
-            amount_minor: transaction["amount"]["total"]
-                .as_i64()
-                .ok_or(ChannelError::Malformed("amount.total"))?,
-            currency: text(&transaction["amount"], "currency")?,
-        },
-        "CLOSED" | "PAYERROR" | "REVOKED" => Report::Declined,
-        "NOTPAY" | "USERPAYING" => Report::Waiting,
-        _ => return Err(ChannelError::Malformed("trade_state")),
-    };
+    let report = wechat_report(&transaction)?;
     Ok(Notification {
         payment_id: text(&transaction, "out_trade_no")?,
         report,
         notification_id: text(&envelope, "id")?,
+        channel_trade_id: text(&transaction, "transaction_id").unwrap_or_default(),
+    })
+}
+
+/// What a WeChat Pay transaction (decrypted notification resource, or a
+/// query's answer) says.
+pub fn wechat_report(transaction: &serde_json::Value) -> Result<Report, ChannelError> {
+    let state = transaction["trade_state"]
+        .as_str()
+        .ok_or(ChannelError::Malformed("trade_state"))?;
+    Ok(match state {
+        "SUCCESS" => Report::Paid {
+            amount_minor: transaction["amount"]["total"]
+                .as_i64()
+                .ok_or(ChannelError::Malformed("amount.total"))?,
+            currency: transaction["amount"]["currency"]
+                .as_str()
+                .ok_or(ChannelError::Malformed("currency"))?
+                .to_owned(),
+        },
+        "CLOSED" | "PAYERROR" | "REVOKED" => Report::Declined,
+        "NOTPAY" | "USERPAYING" => Report::Waiting,
+        _ => return Err(ChannelError::Malformed("trade_state")),
+    })
+}
+
+/// What a UnionPay transaction result code (`respCode` of a notification,
+/// `origRespCode` of a query) says, with `txnAmt` and `currencyCode`.
+pub fn unionpay_report(
+    code: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Report, ChannelError> {
+    let field = |name: &'static str| params.get(name).ok_or(ChannelError::Malformed(name));
+    Ok(match code {
+        "00" | "A6" => Report::Paid {
+            amount_minor: decimal_to_minor(field("txnAmt")?, 0)
+                .ok_or(ChannelError::Malformed("txnAmt"))?,
+            currency: unionpay_currency(field("currencyCode")?)
+                .ok_or(ChannelError::Malformed("currencyCode"))?
+                .to_owned(),
+        },
+        // Still being processed.
+        "03" | "04" | "05" => Report::Waiting,
+        _ => Report::Declined,
     })
 }
 
 /// ISO 4217 alphabetic code of a UnionPay numeric currency code.
-fn unionpay_currency(code: &str) -> Option<&'static str> {
+pub fn unionpay_currency(code: &str) -> Option<&'static str> {
     Some(match code {
         "156" => "CNY",
         "344" => "HKD",
@@ -128,6 +177,13 @@ fn unionpay_currency(code: &str) -> Option<&'static str> {
         "978" => "EUR",
         _ => return None,
     })
+}
+
+/// UnionPay's numeric code of an ISO 4217 alphabetic code.
+pub fn unionpay_currency_code(currency: &str) -> Option<&'static str> {
+    ["156", "344", "840", "978"]
+        .into_iter()
+        .find(|code| unionpay_currency(code) == Some(currency))
 }
 
 /// A UnionPay notification (form parameters), verified with the key of the
@@ -138,21 +194,13 @@ pub fn unionpay(
 ) -> Result<Notification, ChannelError> {
     unionpay::verify(params, certificates)?;
     let field = |name: &'static str| params.get(name).ok_or(ChannelError::Malformed(name));
-    let report = match field("respCode")?.as_str() {
-        "00" | "A6" => Report::Paid {
-            amount_minor: decimal_to_minor(field("txnAmt")?, 0)
-                .ok_or(ChannelError::Malformed("txnAmt"))?,
-            currency: unionpay_currency(field("currencyCode")?)
-                .ok_or(ChannelError::Malformed("currencyCode"))?
-                .to_owned(),
-        },
-        _ => Report::Declined,
-    };
+    let report = unionpay_report(field("respCode")?, params)?;
     Ok(Notification {
         payment_id: field("orderId")?.clone(),
         report,
         // UnionPay's query id identifies the transaction at UnionPay.
         notification_id: format!("{}:{}", field("queryId")?, field("respCode")?),
+        channel_trade_id: field("queryId")?.clone(),
     })
 }
 
@@ -285,7 +333,7 @@ mod tests {
             }
         );
         assert_eq!(read.notification_id, "q-77:00");
-        params.insert("respCode".into(), "05".into());
+        params.insert("respCode".into(), "51".into());
         unionpay::sign(&mut params, &key, "7001");
         assert_eq!(
             unionpay(&params, &certificates).unwrap().report,

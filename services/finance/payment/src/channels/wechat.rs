@@ -62,6 +62,66 @@ pub fn authorization(
     )
 }
 
+/// A request's `Authorization`, read (the provider's side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The merchant id.
+    pub mchid: String,
+    /// `nonce_str`.
+    pub nonce: String,
+    /// The base64 signature.
+    pub signature: String,
+    /// Seconds since the epoch.
+    pub timestamp: i64,
+    /// The merchant certificate's serial.
+    pub serial_no: String,
+}
+
+impl Authorization {
+    /// Reads `WECHATPAY2-SHA256-RSA2048 k="v",k="v",...`.
+    pub fn parse(header: &str) -> Result<Self, ChannelError> {
+        let rest = header
+            .strip_prefix(SCHEME)
+            .and_then(|r| r.strip_prefix(' '))
+            .ok_or(ChannelError::Malformed("authorization scheme"))?;
+        let mut fields = HashMap::new();
+        for part in rest.split(',') {
+            let (name, value) = part
+                .trim()
+                .split_once('=')
+                .ok_or(ChannelError::Malformed("authorization"))?;
+            fields.insert(name, value.trim_matches('"').to_owned());
+        }
+        let mut take =
+            |name: &'static str| fields.remove(name).ok_or(ChannelError::Malformed(name));
+        Ok(Self {
+            mchid: take("mchid")?,
+            nonce: take("nonce_str")?,
+            signature: take("signature")?,
+            timestamp: take("timestamp")?
+                .parse()
+                .map_err(|_| ChannelError::Malformed("timestamp"))?,
+            serial_no: take("serial_no")?,
+        })
+    }
+
+    /// Verifies the request it came with, by the merchant's key.
+    pub fn verify(
+        &self,
+        method: &str,
+        url: &str,
+        body: &str,
+        merchant: &VerifyingKey,
+    ) -> Result<(), ChannelError> {
+        let message = request_message(method, url, self.timestamp, &self.nonce, body);
+        if merchant.verify(message.as_bytes(), &self.signature) {
+            Ok(())
+        } else {
+            Err(ChannelError::BadSignature)
+        }
+    }
+}
+
 /// The signature headers of an answer or notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeaders {

@@ -1,0 +1,146 @@
+//! Everything that can go wrong in finance.payment, and the one mapping of
+//! it to gRPC statuses. Reasons in `ErrorInfo` are stable.
+
+use meshwork_runtime::errors::{self, Violation};
+use meshwork_runtime::{db, idempotency, validate};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::channels::ChannelError;
+use crate::domain::Refusal;
+
+/// A payment service error.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// The request is malformed.
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    /// No such payment (or refund).
+    #[error("payment {0} not found")]
+    NotFound(String),
+    /// The payment rules refuse it.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// A refund before the merchant was credited.
+    #[error("payment {0} is not settled yet; refunds wait until the merchant is credited")]
+    NotSettled(String),
+    /// The channel is not configured here.
+    #[error("channel {0} is not configured")]
+    ChannelNotConfigured(&'static str),
+    /// The channel could not be reached, or its answer not trusted; the
+    /// payment stays as it was and a retry (or the sync job) finds out.
+    #[error("the channel did not answer: {0}; retry with the same request_id")]
+    ChannelUnavailable(String),
+    /// A notification that fails the channel's checks.
+    #[error("notification refused: {0}")]
+    Notification(ChannelError),
+    /// A WeChat Pay notification whose nonce was used before.
+    #[error("notification refused: nonce already used")]
+    ReplayedNonce,
+    /// finance.account or finance.transaction could not answer.
+    #[error("{service}: {cause}")]
+    Upstream {
+        service: &'static str,
+        cause: String,
+    },
+    /// Another worker changed the payment at the same time, repeatedly.
+    #[error("payment {0} changed concurrently")]
+    Conflict(String),
+    /// The same request_id with another payload.
+    #[error(transparent)]
+    KeyReused(#[from] idempotency::KeyReused),
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl PaymentError {
+    /// The stable reason, as counted and recorded for refused notifications.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Notification(ChannelError::BadSignature) => "BAD_SIGNATURE",
+            Self::Notification(ChannelError::UnknownSerial(_)) => "UNKNOWN_SERIAL",
+            Self::Notification(ChannelError::StaleTimestamp) => "STALE_TIMESTAMP",
+            Self::Notification(ChannelError::Algorithm(_)) => "UNSUPPORTED_ALGORITHM",
+            Self::Notification(ChannelError::Undecryptable) => "UNDECRYPTABLE",
+            Self::Notification(ChannelError::Malformed(_)) => "MALFORMED",
+            Self::ReplayedNonce => "REPLAYED_NONCE",
+            Self::Refused(Refusal::AmountMismatch { .. }) => "AMOUNT_MISMATCH",
+            Self::Refused(Refusal::CurrencyMismatch { .. }) => "CURRENCY_MISMATCH",
+            Self::Refused(Refusal::Backwards(_)) => "STATE_WOULD_MOVE_BACKWARDS",
+            Self::Refused(Refusal::NotPaid(_)) => "PAYMENT_NOT_PAID",
+            Self::Refused(Refusal::NonPositive) => "REFUND_NOT_POSITIVE",
+            Self::Refused(Refusal::OverRefund { .. }) => "REFUND_EXCEEDS_PAYMENT",
+            Self::Refused(Refusal::NotOpen(_)) => "PAYMENT_NOT_OPEN",
+            Self::NotFound(_) => "PAYMENT_NOT_FOUND",
+            Self::NotSettled(_) => "PAYMENT_NOT_SETTLED",
+            Self::ChannelNotConfigured(_) => "CHANNEL_NOT_CONFIGURED",
+            Self::ChannelUnavailable(_) => "CHANNEL_UNAVAILABLE",
+            Self::Upstream { .. } => "DEPENDENCY_UNAVAILABLE",
+            Self::Conflict(_) => "CONCURRENT_UPDATE",
+            Self::KeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
+            Self::Invalid(_) => "INVALID_ARGUMENT",
+            Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<validate::Invalid> for PaymentError {
+    fn from(invalid: validate::Invalid) -> Self {
+        Self::Invalid(invalid.0)
+    }
+}
+
+impl From<sqlx::Error> for PaymentError {
+    fn from(error: sqlx::Error) -> Self {
+        if db::is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
+}
+
+impl From<idempotency::ClaimError> for PaymentError {
+    fn from(error: idempotency::ClaimError) -> Self {
+        match error {
+            idempotency::ClaimError::KeyReused(reused) => reused.into(),
+            idempotency::ClaimError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<PaymentError> for Status {
+    fn from(error: PaymentError) -> Self {
+        use PaymentError::*;
+        let reason = error.reason();
+        let message = error.to_string();
+        match &error {
+            Invalid(violations) => errors::invalid_argument(violations),
+            NotFound(id) => errors::not_found("payment", &format!("payments/{id}")),
+            Refused(_) | NotSettled(_) | ChannelNotConfigured(_) => {
+                errors::failed_precondition(reason, "payment", &message)
+            }
+            Notification(ChannelError::Malformed(_)) => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_error_info(reason, errors::DOMAIN, []),
+            ),
+            Notification(_) | ReplayedNonce => Status::with_error_details(
+                Code::Unauthenticated,
+                message,
+                ErrorDetails::with_error_info(reason, errors::DOMAIN, []),
+            ),
+            ChannelUnavailable(cause) => errors::unavailable("payment channel", cause),
+            Upstream { service, cause } => errors::unavailable(service, cause),
+            Conflict(_) => errors::aborted(reason, &message),
+            KeyReused(_) => errors::failed_precondition(reason, "request_id", &message),
+            Unavailable(cause) => errors::unavailable("database", cause),
+            Internal(cause) => errors::internal(cause),
+        }
+    }
+}

@@ -1,0 +1,906 @@
+//! The payment service's tables, one SQL text for SQLite and PostgreSQL.
+//!
+//! Every state change is a guarded `UPDATE ... WHERE state = <expected>`
+//! written in one transaction with the outbox event that reports it, so
+//! concurrent workers (a notification, the sync job, a client's retry)
+//! cannot both move a payment, and the audit trail has exactly the changes
+//! that happened. Refunds reserve their amount with a guarded update on the
+//! payment row, so concurrent refunds never add up to more than was paid.
+
+use meshwork_runtime::db::Database;
+use meshwork_runtime::idempotency::{self, Claim};
+use meshwork_runtime::outbox::{self, Event, Outbox};
+use meshwork_runtime::time::now_micros;
+use meshwork_runtime::validate::new_id;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::domain::{self, Channel, Outcome, PaymentState, Refusal, Report};
+use crate::error::PaymentError;
+
+const PAYMENT_COLUMNS: &str = "payment_id, request_id, merchant_account_id, merchant_order_ref, \
+     currency, amount_minor, channel, description, state, pay_url, channel_trade_id, failure_reason, \
+     refunded_minor, refund_reserved_minor, settlement_state, settlement_transfer_id, traceparent, \
+     created_at, updated_at, expires_at";
+
+const REFUND_COLUMNS: &str = "refund_id, payment_id, request_id, amount_minor, reason, state, \
+     failure_reason, created_at, updated_at";
+
+/// Where the merchant's credit for a paid payment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Nothing to settle.
+    None,
+    /// Paid, credit on its way.
+    Pending,
+    /// Credited.
+    Settled,
+    /// The ledger refused it.
+    Failed,
+}
+
+impl Settlement {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::Pending => "PENDING",
+            Self::Settled => "SETTLED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::None, Self::Pending, Self::Settled, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// Where a refund is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundState {
+    /// Reserved; debit and channel refund in progress.
+    Processing,
+    /// Done.
+    Succeeded,
+    /// Refused; the amount is free again.
+    Failed,
+}
+
+impl RefundState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "PROCESSING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Processing, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A payment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// Id, also the order number at the channel.
+    pub id: String,
+    /// The request that created it.
+    pub request_id: String,
+    /// Credited when paid.
+    pub merchant_account_id: String,
+    /// The merchant's reference.
+    pub merchant_order_ref: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// The channel.
+    pub channel: Channel,
+    /// Shown to the payer.
+    pub description: String,
+    /// Where it is.
+    pub state: PaymentState,
+    /// What the payer opens.
+    pub pay_url: String,
+    /// The channel's id.
+    pub channel_trade_id: String,
+    /// Why it failed.
+    pub failure_reason: String,
+    /// Refunded (succeeded refunds), minor units.
+    pub refunded_minor: i64,
+    /// Reserved by refunds in progress, minor units.
+    pub refund_reserved_minor: i64,
+    /// The merchant's credit.
+    pub settlement: Settlement,
+    /// The transfer that credited the merchant.
+    pub settlement_transfer_id: String,
+    /// The creating request's traceparent.
+    pub traceparent: String,
+    /// Microseconds.
+    pub created_at: i64,
+    /// Microseconds.
+    pub updated_at: i64,
+    /// Microseconds.
+    pub expires_at: i64,
+}
+
+impl Payment {
+    /// The parts the payment rules look at. Money reserved by refunds in
+    /// progress counts as refunded, so that no new refund can take it.
+    pub fn rules(&self) -> domain::Payment {
+        domain::Payment {
+            currency: self.currency.clone(),
+            amount_minor: self.amount_minor,
+            refunded_minor: self.refunded_minor + self.refund_reserved_minor,
+            state: self.state,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A refund as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    /// Id, also the refund number at the channel.
+    pub id: String,
+    /// The payment.
+    pub payment_id: String,
+    /// The request that asked for it.
+    pub request_id: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// Why.
+    pub reason: String,
+    /// Where it is.
+    pub state: RefundState,
+    /// Why it failed.
+    pub failure_reason: String,
+    /// Microseconds.
+    pub created_at: i64,
+    /// Microseconds.
+    pub updated_at: i64,
+}
+
+/// A payment to create.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    /// Credited when paid.
+    pub merchant_account_id: String,
+    /// The merchant's reference.
+    pub merchant_order_ref: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// The channel.
+    pub channel: Channel,
+    /// Shown to the payer.
+    pub description: String,
+    /// How long the payer has, microseconds.
+    pub ttl_micros: i64,
+}
+
+/// What applying a channel's report did.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// The payment moved (to the state in it).
+    Moved(Payment),
+    /// Nothing to change (a repeat, or still waiting).
+    Unchanged(Payment),
+    /// This notification was taken before: delivered again.
+    Duplicate(Payment),
+}
+
+/// The service's tables.
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+    outbox: Outbox,
+}
+
+fn payment_event(action: &str, outcome: &str, payment: &Payment) -> Event {
+    Event::new(action, &format!("payments/{}", payment.id), outcome)
+        .attr("payment_id", &payment.id)
+        .attr("merchant_account_id", &payment.merchant_account_id)
+        .attr("merchant_order_ref", &payment.merchant_order_ref)
+        .attr("channel", payment.channel.as_str())
+        .attr("amount_minor", payment.amount_minor)
+        .attr("currency", &payment.currency)
+        .attr("state", payment.state.as_str())
+}
+
+impl Store {
+    /// A store over the service's (migrated) database.
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
+
+    /// Enqueues `event` on its own (for what changes no row: a refused
+    /// notification).
+    pub async fn record(&self, event: &Event) -> Result<(), PaymentError> {
+        let mut tx = self.db.pool().begin().await?;
+        outbox::enqueue(&mut tx, event).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Accepts a payment once per request id (CREATED); a repeated request
+    /// id gets the payment it created.
+    pub async fn create(
+        &self,
+        request_id: &str,
+        new: &NewPayment,
+        traceparent: &str,
+    ) -> Result<Payment, PaymentError> {
+        let amount = new.amount_minor.to_string();
+        let ttl = new.ttl_micros.to_string();
+        let fingerprint = idempotency::fingerprint(&[
+            "payment",
+            &new.merchant_account_id,
+            &new.merchant_order_ref,
+            &new.currency,
+            &amount,
+            new.channel.as_str(),
+            &new.description,
+            &ttl,
+        ]);
+        let now = now_micros();
+        let mut tx = self.db.pool().begin().await?;
+        if let Claim::Replay(id) =
+            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
+        {
+            let payment = fetch(&mut tx, &id).await?.ok_or_else(|| missing(&id))?;
+            tx.commit().await?;
+            return Ok(payment);
+        }
+        let payment = Payment {
+            id: new_id("pay"),
+            request_id: request_id.to_owned(),
+            merchant_account_id: new.merchant_account_id.clone(),
+            merchant_order_ref: new.merchant_order_ref.clone(),
+            currency: new.currency.clone(),
+            amount_minor: new.amount_minor,
+            channel: new.channel,
+            description: new.description.clone(),
+            state: PaymentState::Created,
+            pay_url: String::new(),
+            channel_trade_id: String::new(),
+            failure_reason: String::new(),
+            refunded_minor: 0,
+            refund_reserved_minor: 0,
+            settlement: Settlement::None,
+            settlement_transfer_id: String::new(),
+            traceparent: traceparent.to_owned(),
+            created_at: now,
+            updated_at: now,
+            expires_at: now.saturating_add(new.ttl_micros),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        )))
+        .bind(&payment.id)
+        .bind(&payment.request_id)
+        .bind(&payment.merchant_account_id)
+        .bind(&payment.merchant_order_ref)
+        .bind(&payment.currency)
+        .bind(payment.amount_minor)
+        .bind(payment.channel.as_str())
+        .bind(&payment.description)
+        .bind(payment.state.as_str())
+        .bind(&payment.pay_url)
+        .bind(&payment.channel_trade_id)
+        .bind(&payment.failure_reason)
+        .bind(payment.refunded_minor)
+        .bind(payment.refund_reserved_minor)
+        .bind(payment.settlement.as_str())
+        .bind(&payment.settlement_transfer_id)
+        .bind(&payment.traceparent)
+        .bind(payment.created_at)
+        .bind(payment.updated_at)
+        .bind(payment.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        idempotency::record_result(&mut tx, request_id, &payment.id).await?;
+        outbox::enqueue(&mut tx, &payment_event("payment.created", "OK", &payment)).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(payment)
+    }
+
+    /// Applies a guarded update of one payment and, when it changed the
+    /// row, the event reporting it, in one transaction.
+    async fn change(
+        &self,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        payment_id: &str,
+        report: impl FnOnce(&Payment) -> Event,
+    ) -> Result<(Payment, bool), PaymentError> {
+        let mut tx = self.db.pool().begin().await?;
+        let changed = update.execute(&mut *tx).await?.rows_affected() == 1;
+        let payment = fetch(&mut tx, payment_id)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(payment_id.to_owned()))?;
+        if changed {
+            outbox::enqueue(&mut tx, &report(&payment)).await?;
+        }
+        tx.commit().await?;
+        if changed {
+            self.outbox.wake();
+        }
+        Ok((payment, changed))
+    }
+
+    /// CREATED → PENDING, with what the payer needs.
+    pub async fn mark_opened(
+        &self,
+        payment_id: &str,
+        pay_url: &str,
+    ) -> Result<Payment, PaymentError> {
+        let update = sqlx::query(
+            "UPDATE payments SET state = 'PENDING', pay_url = $1, updated_at = $2 \
+             WHERE payment_id = $3 AND state = 'CREATED'",
+        )
+        .bind(pay_url)
+        .bind(now_micros())
+        .bind(payment_id);
+        let (payment, _) = self
+            .change(update, payment_id, |p| {
+                payment_event("payment.opened", "OK", p)
+            })
+            .await?;
+        Ok(payment)
+    }
+
+    /// An open payment → FAILED or EXPIRED, for `reason` (the channel
+    /// refused to open it, cancelled, out of time).
+    pub async fn close(
+        &self,
+        payment_id: &str,
+        to: PaymentState,
+        reason: &str,
+        action: &str,
+    ) -> Result<(Payment, bool), PaymentError> {
+        let update = sqlx::query(
+            "UPDATE payments SET state = $1, failure_reason = $2, updated_at = $3 \
+             WHERE payment_id = $4 AND state IN ('CREATED', 'PENDING')",
+        )
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now_micros())
+        .bind(payment_id);
+        let outcome = if to == PaymentState::Failed {
+            "FAILED"
+        } else {
+            "OK"
+        };
+        self.change(update, payment_id, |p| {
+            payment_event(action, outcome, p).attr("reason", reason)
+        })
+        .await
+    }
+
+    /// Applies what the channel reports. With `replay` (channel, key) the
+    /// report comes from a notification, taken at most once per key.
+    pub async fn apply(
+        &self,
+        payment_id: &str,
+        report: &Report,
+        channel_trade_id: &str,
+        replay: Option<(Channel, &str)>,
+    ) -> Result<Applied, ApplyError> {
+        // A lost race with another worker re-reads and decides again.
+        for _ in 0..8 {
+            let now = now_micros();
+            let mut tx = self.db.pool().begin().await.map_err(PaymentError::from)?;
+            let payment = fetch(&mut tx, payment_id).await?.ok_or_else(|| {
+                ApplyError::Payment(PaymentError::NotFound(payment_id.to_owned()))
+            })?;
+            let outcome = payment.rules().apply(report).map_err(ApplyError::Refused)?;
+            if let Some((channel, key)) = replay {
+                let taken = sqlx::query(
+                    "INSERT INTO notifications (channel, replay_key, payment_id, received_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (channel, replay_key) DO NOTHING",
+                )
+                .bind(channel.as_str())
+                .bind(key)
+                .bind(payment_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(PaymentError::from)?;
+                if taken.rows_affected() == 0 {
+                    tx.commit().await.map_err(PaymentError::from)?;
+                    return Ok(Applied::Duplicate(payment));
+                }
+            }
+            let next = match outcome {
+                Outcome::Unchanged => {
+                    tx.commit().await.map_err(PaymentError::from)?;
+                    return Ok(Applied::Unchanged(payment));
+                }
+                Outcome::Move(next) => next,
+            };
+            let (settlement, reason) = match next {
+                PaymentState::Succeeded => (Settlement::Pending, ""),
+                _ => (payment.settlement, "CHANNEL_DECLINED"),
+            };
+            let moved = sqlx::query(
+                "UPDATE payments SET state = $1, settlement_state = $2, failure_reason = $3, \
+                 channel_trade_id = CASE WHEN $4 = '' THEN channel_trade_id ELSE $4 END, updated_at = $5 \
+                 WHERE payment_id = $6 AND state = $7",
+            )
+            .bind(next.as_str())
+            .bind(settlement.as_str())
+            .bind(reason)
+            .bind(channel_trade_id)
+            .bind(now)
+            .bind(payment_id)
+            .bind(payment.state.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(PaymentError::from)?;
+            if moved.rows_affected() == 0 {
+                tx.rollback().await.map_err(PaymentError::from)?;
+                continue;
+            }
+            let payment = fetch(&mut tx, payment_id)
+                .await?
+                .ok_or_else(|| missing(payment_id))?;
+            let (action, outcome) = match next {
+                PaymentState::Succeeded => ("payment.succeeded", "OK"),
+                _ => ("payment.failed", "FAILED"),
+            };
+            let event = payment_event(action, outcome, &payment).attr("reason", reason);
+            outbox::enqueue(&mut tx, &event)
+                .await
+                .map_err(PaymentError::from)?;
+            tx.commit().await.map_err(PaymentError::from)?;
+            self.outbox.wake();
+            return Ok(Applied::Moved(payment));
+        }
+        Err(ApplyError::Payment(PaymentError::Conflict(
+            payment_id.to_owned(),
+        )))
+    }
+
+    /// Records that the merchant was credited.
+    pub async fn mark_settled(
+        &self,
+        payment_id: &str,
+        transfer_id: &str,
+    ) -> Result<Payment, PaymentError> {
+        let update = sqlx::query(
+            "UPDATE payments SET settlement_state = 'SETTLED', settlement_transfer_id = $1, updated_at = $2 \
+             WHERE payment_id = $3 AND settlement_state = 'PENDING'",
+        )
+        .bind(transfer_id)
+        .bind(now_micros())
+        .bind(payment_id);
+        let (payment, _) = self
+            .change(update, payment_id, |p| {
+                payment_event("payment.settled", "OK", p).attr("transfer_id", transfer_id)
+            })
+            .await?;
+        Ok(payment)
+    }
+
+    /// Records that the ledger refused the merchant's credit.
+    pub async fn mark_settlement_failed(
+        &self,
+        payment_id: &str,
+        reason: &str,
+    ) -> Result<Payment, PaymentError> {
+        let update = sqlx::query(
+            "UPDATE payments SET settlement_state = 'FAILED', failure_reason = $1, updated_at = $2 \
+             WHERE payment_id = $3 AND settlement_state = 'PENDING'",
+        )
+        .bind(reason)
+        .bind(now_micros())
+        .bind(payment_id);
+        let (payment, _) = self
+            .change(update, payment_id, |p| {
+                payment_event("payment.settlement_failed", "FAILED", p).attr("reason", reason)
+            })
+            .await?;
+        Ok(payment)
+    }
+
+    /// Marks a payment looked at now (the sync job asks again later).
+    pub async fn touch(&self, payment_id: &str) -> Result<(), PaymentError> {
+        sqlx::query("UPDATE payments SET updated_at = $1 WHERE payment_id = $2")
+            .bind(now_micros())
+            .bind(payment_id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Reserves a refund once per request id: the payment must be paid and
+    /// settled, and refunds (done and in progress) stay within its amount.
+    /// The refund, the payment after it, and whether it is new.
+    pub async fn reserve_refund(
+        &self,
+        request_id: &str,
+        payment_id: &str,
+        amount_minor: i64,
+        currency: &str,
+        reason: &str,
+    ) -> Result<(Refund, Payment, bool), PaymentError> {
+        let amount = amount_minor.to_string();
+        let fingerprint =
+            idempotency::fingerprint(&["refund", payment_id, &amount, currency, reason]);
+        let now = now_micros();
+        let mut tx = self.db.pool().begin().await?;
+        if let Claim::Replay(id) =
+            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
+        {
+            let refund = fetch_refund(&mut tx, &id)
+                .await?
+                .ok_or_else(|| missing(&id))?;
+            let payment = fetch(&mut tx, payment_id)
+                .await?
+                .ok_or_else(|| missing(payment_id))?;
+            tx.commit().await?;
+            return Ok((refund, payment, false));
+        }
+        let payment = fetch(&mut tx, payment_id)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(payment_id.to_owned()))?;
+        if payment.currency != currency {
+            return Err(PaymentError::Refused(Refusal::CurrencyMismatch {
+                reported: currency.to_owned(),
+                expected: payment.currency,
+            }));
+        }
+        let reserved = sqlx::query(
+            "UPDATE payments SET refund_reserved_minor = refund_reserved_minor + $1, updated_at = $2 \
+             WHERE payment_id = $3 AND state IN ('SUCCEEDED', 'PARTIALLY_REFUNDED') \
+             AND settlement_state = 'SETTLED' \
+             AND refunded_minor + refund_reserved_minor + $1 <= amount_minor",
+        )
+        .bind(amount_minor)
+        .bind(now)
+        .bind(payment_id)
+        .execute(&mut *tx)
+        .await?;
+        if reserved.rows_affected() == 0 {
+            // Why, from a fresh read (the guard saw the latest row).
+            let payment = fetch(&mut tx, payment_id)
+                .await?
+                .ok_or_else(|| missing(payment_id))?;
+            tx.rollback().await?;
+            return Err(match payment.rules().refund(amount_minor) {
+                Err(refusal) => PaymentError::Refused(refusal),
+                Ok(_) if payment.settlement != Settlement::Settled => {
+                    PaymentError::NotSettled(payment.id)
+                }
+                Ok(_) => PaymentError::Conflict(payment.id),
+            });
+        }
+        let refund = Refund {
+            id: new_id("rfd"),
+            payment_id: payment_id.to_owned(),
+            request_id: request_id.to_owned(),
+            amount_minor,
+            reason: reason.to_owned(),
+            state: RefundState::Processing,
+            failure_reason: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )))
+        .bind(&refund.id)
+        .bind(&refund.payment_id)
+        .bind(&refund.request_id)
+        .bind(refund.amount_minor)
+        .bind(&refund.reason)
+        .bind(refund.state.as_str())
+        .bind(&refund.failure_reason)
+        .bind(refund.created_at)
+        .bind(refund.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        idempotency::record_result(&mut tx, request_id, &refund.id).await?;
+        let payment = fetch(&mut tx, payment_id)
+            .await?
+            .ok_or_else(|| missing(payment_id))?;
+        let event = payment_event("payment.refund_requested", "OK", &payment)
+            .attr("refund_id", &refund.id)
+            .attr("refund_minor", amount_minor)
+            .attr("reason", reason);
+        outbox::enqueue(&mut tx, &event).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok((refund, payment, true))
+    }
+
+    /// Ends a refund in progress: on success the amount moves from reserved
+    /// to refunded (and the payment to PARTIALLY_REFUNDED or REFUNDED), on
+    /// failure it is released. Once per refund.
+    pub async fn finish_refund(
+        &self,
+        refund_id: &str,
+        succeeded: bool,
+        failure_reason: &str,
+    ) -> Result<(Refund, Payment), PaymentError> {
+        let now = now_micros();
+        let mut tx = self.db.pool().begin().await?;
+        let state = if succeeded {
+            RefundState::Succeeded
+        } else {
+            RefundState::Failed
+        };
+        let changed = sqlx::query(
+            "UPDATE refunds SET state = $1, failure_reason = $2, updated_at = $3 \
+             WHERE refund_id = $4 AND state = 'PROCESSING'",
+        )
+        .bind(state.as_str())
+        .bind(failure_reason)
+        .bind(now)
+        .bind(refund_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let refund = fetch_refund(&mut tx, refund_id)
+            .await?
+            .ok_or_else(|| missing(refund_id))?;
+        if changed {
+            let refunded = if succeeded { refund.amount_minor } else { 0 };
+            sqlx::query(
+                "UPDATE payments SET refund_reserved_minor = refund_reserved_minor - $1, \
+                 refunded_minor = refunded_minor + $2, \
+                 state = CASE WHEN $2 = 0 THEN state \
+                              WHEN refunded_minor + $2 >= amount_minor THEN 'REFUNDED' \
+                              ELSE 'PARTIALLY_REFUNDED' END, \
+                 updated_at = $3 WHERE payment_id = $4",
+            )
+            .bind(refund.amount_minor)
+            .bind(refunded)
+            .bind(now)
+            .bind(&refund.payment_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let payment = fetch(&mut tx, &refund.payment_id)
+            .await?
+            .ok_or_else(|| missing(&refund.payment_id))?;
+        if changed {
+            let (action, outcome) = match succeeded {
+                true => ("payment.refunded", "OK"),
+                false => ("payment.refund_failed", "FAILED"),
+            };
+            let event = payment_event(action, outcome, &payment)
+                .attr("refund_id", &refund.id)
+                .attr("refund_minor", refund.amount_minor)
+                .attr("reason", failure_reason);
+            outbox::enqueue(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        if changed {
+            self.outbox.wake();
+        }
+        Ok((refund, payment))
+    }
+
+    /// Marks a refund looked at now.
+    pub async fn touch_refund(&self, refund_id: &str) -> Result<(), PaymentError> {
+        sqlx::query("UPDATE refunds SET updated_at = $1 WHERE refund_id = $2")
+            .bind(now_micros())
+            .bind(refund_id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// One payment.
+    pub async fn get(&self, payment_id: &str) -> Result<Payment, PaymentError> {
+        let mut conn = self.db.pool().acquire().await?;
+        fetch(&mut conn, payment_id)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(payment_id.to_owned()))
+    }
+
+    /// A payment's refunds, oldest first.
+    pub async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, PaymentError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY refund_id"
+        )))
+        .bind(payment_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
+    /// Payments (of a merchant account, when given) after `after`, oldest
+    /// first, at most `limit`.
+    pub async fn list(
+        &self,
+        merchant_account_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Payment>, PaymentError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE ($1 = '' OR merchant_account_id = $1) \
+             AND payment_id > $2 ORDER BY payment_id LIMIT $3"
+        )))
+        .bind(merchant_account_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Work for the sync job: open payments, payments whose credit is
+    /// pending, and refunds in progress, each untouched since `before`.
+    pub async fn stale(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<(Vec<Payment>, Vec<Refund>), PaymentError> {
+        let payments = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments \
+             WHERE (state IN ('CREATED', 'PENDING') OR settlement_state = 'PENDING') AND updated_at < $1 \
+             ORDER BY updated_at LIMIT $2"
+        )))
+        .bind(before)
+        .bind(limit as i64)
+        .fetch_all(self.db.pool())
+        .await?;
+        let refunds = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE state = 'PROCESSING' AND updated_at < $1 \
+             ORDER BY updated_at LIMIT $2"
+        )))
+        .bind(before)
+        .bind(limit as i64)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok((
+            payments.iter().map(from_row).collect::<Result<_, _>>()?,
+            refunds
+                .iter()
+                .map(refund_from_row)
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    /// The clearing account of `channel` and `currency`, once known.
+    pub async fn clearing_account(
+        &self,
+        channel: Channel,
+        currency: &str,
+    ) -> Result<Option<String>, PaymentError> {
+        let row = sqlx::query(
+            "SELECT account_id FROM clearing_accounts WHERE channel = $1 AND currency = $2",
+        )
+        .bind(channel.as_str())
+        .bind(currency)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("account_id")).transpose()?)
+    }
+
+    /// Remembers the clearing account of `channel` and `currency`.
+    pub async fn save_clearing_account(
+        &self,
+        channel: Channel,
+        currency: &str,
+        account_id: &str,
+    ) -> Result<(), PaymentError> {
+        sqlx::query(
+            "INSERT INTO clearing_accounts (channel, currency, account_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (channel, currency) DO NOTHING",
+        )
+        .bind(channel.as_str())
+        .bind(currency)
+        .bind(account_id)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+/// Why a report was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The payment rules refuse it.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// Anything else.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Payment(error.into())
+    }
+}
+
+async fn fetch(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+) -> Result<Option<Payment>, PaymentError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1"
+    )))
+    .bind(payment_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+async fn fetch_refund(
+    conn: &mut AnyConnection,
+    refund_id: &str,
+) -> Result<Option<Refund>, PaymentError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = $1"
+    )))
+    .bind(refund_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(refund_from_row).transpose()
+}
+
+fn from_row(row: &AnyRow) -> Result<Payment, PaymentError> {
+    let text = |column: &str| -> Result<String, PaymentError> { Ok(row.try_get(column)?) };
+    let channel = text("channel")?;
+    let state = text("state")?;
+    let settlement = text("settlement_state")?;
+    Ok(Payment {
+        id: text("payment_id")?,
+        request_id: text("request_id")?,
+        merchant_account_id: text("merchant_account_id")?,
+        merchant_order_ref: text("merchant_order_ref")?,
+        currency: text("currency")?,
+        amount_minor: row.try_get("amount_minor")?,
+        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel))?,
+        description: text("description")?,
+        state: PaymentState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        pay_url: text("pay_url")?,
+        channel_trade_id: text("channel_trade_id")?,
+        failure_reason: text("failure_reason")?,
+        refunded_minor: row.try_get("refunded_minor")?,
+        refund_reserved_minor: row.try_get("refund_reserved_minor")?,
+        settlement: Settlement::parse(&settlement)
+            .ok_or_else(|| corrupt("settlement_state", &settlement))?,
+        settlement_transfer_id: text("settlement_transfer_id")?,
+        traceparent: text("traceparent")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn refund_from_row(row: &AnyRow) -> Result<Refund, PaymentError> {
+    let state: String = row.try_get("state")?;
+    Ok(Refund {
+        id: row.try_get("refund_id")?,
+        payment_id: row.try_get("payment_id")?,
+        request_id: row.try_get("request_id")?,
+        amount_minor: row.try_get("amount_minor")?,
+        reason: row.try_get("reason")?,
+        state: RefundState::parse(&state).ok_or_else(|| corrupt("refunds.state", &state))?,
+        failure_reason: row.try_get("failure_reason")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn corrupt(column: &str, value: &str) -> PaymentError {
+    PaymentError::Internal(format!("stored {column} {value:?} is not known"))
+}
+
+fn missing(id: &str) -> PaymentError {
+    PaymentError::Internal(format!("{id} is recorded but not stored"))
+}

@@ -1,0 +1,637 @@
+//! The payment's life across the channel, the ledger and the audit trail:
+//! open with the channel, take its notifications, settle with the merchant,
+//! refund, and the sync job that finds out what notifications did not say.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use account_pb::account_service_client::AccountServiceClient;
+use meshwork_proto::meshwork::finance::account::v1 as account_pb;
+use meshwork_proto::meshwork::finance::transaction::v1 as transaction_pb;
+use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_runtime::client::MeshChannel;
+use meshwork_runtime::outbox::Event;
+use meshwork_runtime::shutdown::Shutdown;
+use meshwork_runtime::time::now_micros;
+use tonic::Code;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use transaction_pb::transaction_service_client::TransactionServiceClient;
+
+use crate::domain::{Channel, PaymentState, Report};
+use crate::error::PaymentError;
+use crate::provider::{self, CallError, Channels, Order, RefundOrder};
+use crate::store::{
+    Applied, ApplyError, NewPayment, Payment, Refund, RefundState, Settlement, Store,
+};
+
+/// The workflow.
+#[derive(Clone)]
+pub struct Payments {
+    store: Store,
+    channels: Arc<Channels>,
+    ledger: AccountServiceClient<MeshChannel>,
+    transfers: TransactionServiceClient<MeshChannel>,
+    notify_base_url: String,
+}
+
+/// What a notification's handling answers the channel.
+#[derive(Debug, Clone)]
+pub struct Acknowledged {
+    /// The payment it was about, after it.
+    pub payment: Payment,
+}
+
+fn money(currency: &str, amount_minor: i64) -> Option<Money> {
+    Some(Money {
+        currency: currency.to_owned(),
+        amount_minor,
+    })
+}
+
+fn upstream(service: &'static str) -> impl Fn(tonic::Status) -> PaymentError {
+    move |status| PaymentError::Upstream {
+        service,
+        cause: format!("{:?}: {}", status.code(), status.message()),
+    }
+}
+
+/// Whether a gRPC refusal is final (the request itself is refused) rather
+/// than a failure to get an answer.
+fn is_final(code: Code) -> bool {
+    matches!(
+        code,
+        Code::FailedPrecondition | Code::InvalidArgument | Code::NotFound | Code::OutOfRange
+    )
+}
+
+impl Payments {
+    /// The workflow over its store, the channels and the two finance
+    /// services; channels call back at `notify_base_url` (the REST edge).
+    pub fn new(
+        store: Store,
+        channels: Arc<Channels>,
+        ledger: MeshChannel,
+        transfers: MeshChannel,
+        notify_base_url: &str,
+    ) -> Self {
+        Self {
+            store,
+            channels,
+            ledger: AccountServiceClient::new(ledger),
+            transfers: TransactionServiceClient::new(transfers),
+            notify_base_url: notify_base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The store (reads).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether `channel` can be used.
+    pub fn configured(&self, channel: Channel) -> bool {
+        self.channels.configured(channel)
+    }
+
+    fn notify_url(&self, channel: Channel) -> String {
+        let path = match channel {
+            Channel::Alipay => "alipay",
+            Channel::WechatPay => "wechat-pay",
+            Channel::UnionPay => "unionpay",
+        };
+        format!("{}/v1/payment-notifications/{path}", self.notify_base_url)
+    }
+
+    /// Creates a payment once per request id and opens it with the channel.
+    /// A payment the channel could not be asked about stays CREATED: the
+    /// same request again (or the sync job) opens it.
+    pub async fn create(
+        &self,
+        request_id: &str,
+        new: &NewPayment,
+    ) -> Result<Payment, PaymentError> {
+        if !self.channels.configured(new.channel) {
+            return Err(PaymentError::ChannelNotConfigured(new.channel.as_str()));
+        }
+        let traceparent = current_traceparent();
+        let payment = self.store.create(request_id, new, &traceparent).await?;
+        if payment.state != PaymentState::Created {
+            return Ok(payment);
+        }
+        self.open(&payment).await
+    }
+
+    async fn open(&self, payment: &Payment) -> Result<Payment, PaymentError> {
+        let notify_url = self.notify_url(payment.channel);
+        let order = Order {
+            payment_id: &payment.id,
+            amount_minor: payment.amount_minor,
+            currency: &payment.currency,
+            description: &payment.description,
+            notify_url: &notify_url,
+            created_at: payment.created_at,
+            expires_at: payment.expires_at,
+        };
+        match self.channels.open(payment.channel, &order).await {
+            Ok(opened) => self.store.mark_opened(&payment.id, &opened.pay_url).await,
+            Err(CallError::Refused(why)) => {
+                let reason = format!("CHANNEL_REFUSED: {why}");
+                let (payment, _) = self
+                    .store
+                    .close(&payment.id, PaymentState::Failed, &reason, "payment.failed")
+                    .await?;
+                Ok(payment)
+            }
+            Err(CallError::NotConfigured(name)) => Err(PaymentError::ChannelNotConfigured(name)),
+            Err(CallError::Unknown(why)) => Err(PaymentError::ChannelUnavailable(why)),
+        }
+    }
+
+    /// Cancels an open payment (EXPIRED).
+    pub async fn cancel(&self, payment_id: &str, reason: &str) -> Result<Payment, PaymentError> {
+        let payment = self.store.get(payment_id).await?;
+        if payment.state == PaymentState::Expired {
+            return Ok(payment);
+        }
+        payment.rules().cancel().map_err(PaymentError::Refused)?;
+        let (after, changed) = self
+            .store
+            .close(
+                payment_id,
+                PaymentState::Expired,
+                &format!("CANCELLED: {reason}"),
+                "payment.cancelled",
+            )
+            .await?;
+        if !changed && after.state != PaymentState::Expired {
+            // Paid or failed in between.
+            return Err(PaymentError::Refused(crate::domain::Refusal::NotOpen(
+                after.state,
+            )));
+        }
+        Ok(after)
+    }
+
+    /// Takes a channel's notification: checked, applied at most once, the
+    /// merchant credited when it says paid. A refusal is recorded in the
+    /// audit trail and counted, and changes nothing.
+    pub async fn notify(
+        &self,
+        channel: Channel,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Acknowledged, PaymentError> {
+        let now_secs = now_micros() / 1_000_000;
+        let outcome = self
+            .take_notification(channel, headers, body, now_secs)
+            .await;
+        match &outcome {
+            Ok((payment, duplicate)) => {
+                provider::count_notification(
+                    channel,
+                    if *duplicate { "duplicate" } else { "accepted" },
+                );
+                if payment.settlement == Settlement::Pending {
+                    self.settle(payment).await;
+                }
+            }
+            Err((payment_id, error)) => {
+                provider::count_notification(channel, error.reason());
+                if !matches!(
+                    error,
+                    PaymentError::Unavailable(_) | PaymentError::Internal(_)
+                ) {
+                    tracing::warn!(channel = channel.as_str(), reason = error.reason(), %error, "notification refused");
+                    let resource =
+                        format!("payments/{}", payment_id.as_deref().unwrap_or("unknown"));
+                    let event = Event::new("payment.notification_refused", &resource, "DENIED")
+                        .attr("channel", channel.as_str())
+                        .attr("reason", error.reason())
+                        .attr("detail", error.to_string());
+                    if let Err(failed) = self.store.record(&event).await {
+                        tracing::error!(error = %failed, "refused notification not recorded");
+                    }
+                }
+            }
+        }
+        let (payment, _) = outcome.map_err(|(_, error)| error)?;
+        let payment = self.store.get(&payment.id).await?;
+        Ok(Acknowledged { payment })
+    }
+
+    async fn take_notification(
+        &self,
+        channel: Channel,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<(Payment, bool), (Option<String>, PaymentError)> {
+        let received = self
+            .channels
+            .read_notification(channel, headers, body, now_secs)
+            .map_err(|e| (None, PaymentError::Notification(e)))?;
+        let id = received.notification.payment_id.clone();
+        let payment = self
+            .store
+            .get(&id)
+            .await
+            .map_err(|e| (Some(id.clone()), e))?;
+        if payment.channel != channel {
+            return Err((Some(id), PaymentError::NotFound(payment.id)));
+        }
+        let applied = self
+            .store
+            .apply(
+                &id,
+                &received.notification.report,
+                &received.notification.channel_trade_id,
+                Some((channel, &received.replay_key)),
+            )
+            .await
+            .map_err(|e| match e {
+                ApplyError::Refused(refusal) => (Some(id.clone()), PaymentError::Refused(refusal)),
+                ApplyError::Payment(error) => (Some(id.clone()), error),
+            })?;
+        match applied {
+            Applied::Duplicate(_) if received.key_is_nonce => {
+                Err((Some(id), PaymentError::ReplayedNonce))
+            }
+            Applied::Duplicate(payment) => Ok((payment, true)),
+            Applied::Moved(payment) | Applied::Unchanged(payment) => Ok((payment, false)),
+        }
+    }
+
+    /// Credits the merchant for a paid payment: the money enters the ledger
+    /// in the channel's clearing account (a deposit keyed by the payment)
+    /// and moves to the merchant by a transfer keyed by the payment, so
+    /// that however often this runs, the merchant is credited once.
+    /// Problems leave the credit PENDING for the sync job, except a final
+    /// refusal by the ledger (FAILED, for an operator).
+    pub async fn settle(&self, payment: &Payment) {
+        match self.try_settle(payment).await {
+            Ok(()) => {}
+            Err(PaymentError::Upstream { service, cause }) => {
+                tracing::warn!(payment = %payment.id, service, %cause, "settlement postponed")
+            }
+            Err(error) => tracing::error!(payment = %payment.id, %error, "settlement failed"),
+        }
+    }
+
+    async fn try_settle(&self, payment: &Payment) -> Result<(), PaymentError> {
+        let clearing = self
+            .clearing_account(payment.channel, &payment.currency)
+            .await?;
+        let mut ledger = self.ledger.clone();
+        let deposited = ledger
+            .deposit(account_pb::DepositRequest {
+                request_id: format!("payment-in:{}", payment.id),
+                account_id: clearing.clone(),
+                amount: money(&payment.currency, payment.amount_minor),
+                memo: format!("{} payment {}", payment.channel.as_str(), payment.id),
+            })
+            .await;
+        if let Err(status) = deposited {
+            if is_final(status.code()) {
+                self.store
+                    .mark_settlement_failed(
+                        &payment.id,
+                        &format!("CLEARING_REFUSED: {}", status.message()),
+                    )
+                    .await?;
+                return Ok(());
+            }
+            return Err(upstream("finance.account")(status));
+        }
+        let mut transfers = self.transfers.clone();
+        let transfer = transfers
+            .transfer(transaction_pb::TransferRequest {
+                request_id: format!("payment-settle:{}", payment.id),
+                from_account_id: clearing,
+                to_account_id: payment.merchant_account_id.clone(),
+                amount: money(&payment.currency, payment.amount_minor),
+                memo: format!("payment {} ({})", payment.id, payment.merchant_order_ref),
+            })
+            .await;
+        match transfer {
+            Ok(response) => {
+                let transfer = response.into_inner().transfer.unwrap_or_default();
+                use transaction_pb::TransferState as S;
+                match S::try_from(transfer.state).unwrap_or(S::Unspecified) {
+                    S::Posted => {
+                        self.store
+                            .mark_settled(&payment.id, &transfer.transfer_id)
+                            .await?;
+                    }
+                    S::Rejected | S::Failed => {
+                        let reason = format!("SETTLEMENT_REFUSED: {}", transfer.failure_reason);
+                        self.store
+                            .mark_settlement_failed(&payment.id, &reason)
+                            .await?;
+                    }
+                    // Held for review or in flight: the sync job asks again.
+                    _ => self.store.touch(&payment.id).await?,
+                }
+                Ok(())
+            }
+            Err(status) if is_final(status.code()) => {
+                let reason = format!("SETTLEMENT_REFUSED: {}", status.message());
+                self.store
+                    .mark_settlement_failed(&payment.id, &reason)
+                    .await?;
+                Ok(())
+            }
+            Err(status) => Err(upstream("finance.transaction")(status)),
+        }
+    }
+
+    /// The clearing account of a channel and currency, opened on first use
+    /// (idempotently, so concurrent first uses agree on one).
+    async fn clearing_account(
+        &self,
+        channel: Channel,
+        currency: &str,
+    ) -> Result<String, PaymentError> {
+        if let Some(id) = self.store.clearing_account(channel, currency).await? {
+            return Ok(id);
+        }
+        let mut ledger = self.ledger.clone();
+        let created = ledger
+            .create_account(account_pb::CreateAccountRequest {
+                request_id: format!("payment-clearing:{}:{currency}", channel.as_str()),
+                owner_id: format!("meshwork-payment-{}", channel.as_str().to_ascii_lowercase()),
+                currency: currency.to_owned(),
+                r#type: account_pb::AccountType::Checking as i32,
+            })
+            .await
+            .map_err(upstream("finance.account"))?;
+        let id = created
+            .into_inner()
+            .account
+            .map(|a| a.account_id)
+            .ok_or_else(|| PaymentError::Internal("CreateAccount answered no account".into()))?;
+        self.store
+            .save_clearing_account(channel, currency, &id)
+            .await?;
+        Ok(id)
+    }
+
+    /// Refunds part of a paid payment: reserves the amount, then drives the
+    /// refund as far as it goes now (the sync job finishes the rest).
+    pub async fn refund(
+        &self,
+        request_id: &str,
+        payment_id: &str,
+        amount_minor: i64,
+        currency: &str,
+        reason: &str,
+    ) -> Result<(Refund, Payment), PaymentError> {
+        let (refund, payment, _) = self
+            .store
+            .reserve_refund(request_id, payment_id, amount_minor, currency, reason)
+            .await?;
+        if refund.state != RefundState::Processing {
+            return Ok((refund, payment));
+        }
+        self.drive_refund(&refund, &payment).await
+    }
+
+    /// One pass of a refund: debit the merchant (a transfer back to the
+    /// clearing account), ask the channel to refund, then pay out of the
+    /// clearing account. Each step is keyed by the refund, so a pass can be
+    /// repeated from the start. A refusal by the ledger or the channel
+    /// fails the refund (a channel refusal gives the merchant its money
+    /// back first); anything unanswered leaves it PROCESSING.
+    async fn drive_refund(
+        &self,
+        refund: &Refund,
+        payment: &Payment,
+    ) -> Result<(Refund, Payment), PaymentError> {
+        match self.refund_steps(refund, payment).await {
+            Ok(Some(failure)) => self.store.finish_refund(&refund.id, false, &failure).await,
+            Ok(None) => self.store.finish_refund(&refund.id, true, "").await,
+            Err(error) => {
+                tracing::warn!(refund = %refund.id, %error, "refund not finished yet");
+                self.store.touch_refund(&refund.id).await?;
+                Ok((refund.clone(), self.store.get(&payment.id).await?))
+            }
+        }
+    }
+
+    /// `Ok(None)`: done; `Ok(Some(reason))`: refused; `Err`: try later.
+    async fn refund_steps(
+        &self,
+        refund: &Refund,
+        payment: &Payment,
+    ) -> Result<Option<String>, PaymentError> {
+        let clearing = self
+            .clearing_account(payment.channel, &payment.currency)
+            .await?;
+        let amount = money(&payment.currency, refund.amount_minor);
+        let mut transfers = self.transfers.clone();
+        let debit = transfers
+            .transfer(transaction_pb::TransferRequest {
+                request_id: format!("refund-debit:{}", refund.id),
+                from_account_id: payment.merchant_account_id.clone(),
+                to_account_id: clearing.clone(),
+                amount: amount.clone(),
+                memo: format!("refund {} of payment {}", refund.id, payment.id),
+            })
+            .await;
+        match debit {
+            Ok(response) => {
+                let transfer = response.into_inner().transfer.unwrap_or_default();
+                use transaction_pb::TransferState as S;
+                match S::try_from(transfer.state).unwrap_or(S::Unspecified) {
+                    S::Posted | S::Reversed => {}
+                    S::Rejected | S::Failed => {
+                        return Ok(Some(format!(
+                            "MERCHANT_DEBIT_REFUSED: {}",
+                            transfer.failure_reason
+                        )));
+                    }
+                    _ => {
+                        return Err(PaymentError::Upstream {
+                            service: "finance.transaction",
+                            cause: "the merchant debit is not posted yet".into(),
+                        });
+                    }
+                }
+            }
+            Err(status) if is_final(status.code()) => {
+                return Ok(Some(format!(
+                    "MERCHANT_DEBIT_REFUSED: {}",
+                    status.message()
+                )));
+            }
+            Err(status) => return Err(upstream("finance.transaction")(status)),
+        }
+        let order = RefundOrder {
+            refund_id: &refund.id,
+            payment_id: &payment.id,
+            channel_trade_id: &payment.channel_trade_id,
+            amount_minor: refund.amount_minor,
+            total_minor: payment.amount_minor,
+            currency: &payment.currency,
+            reason: &refund.reason,
+        };
+        match self.channels.refund(payment.channel, &order).await {
+            Ok(()) => {}
+            Err(CallError::Refused(why)) => {
+                // Give the merchant its money back before failing the refund.
+                transfers
+                    .transfer(transaction_pb::TransferRequest {
+                        request_id: format!("refund-undo:{}", refund.id),
+                        from_account_id: clearing,
+                        to_account_id: payment.merchant_account_id.clone(),
+                        amount,
+                        memo: format!("refund {} refused by the channel", refund.id),
+                    })
+                    .await
+                    .map_err(upstream("finance.transaction"))?;
+                return Ok(Some(format!("CHANNEL_REFUSED: {why}")));
+            }
+            Err(other) => return Err(PaymentError::ChannelUnavailable(other.to_string())),
+        }
+        let mut ledger = self.ledger.clone();
+        ledger
+            .withdraw(account_pb::WithdrawRequest {
+                request_id: format!("refund-out:{}", refund.id),
+                account_id: clearing,
+                amount,
+                memo: format!(
+                    "refund {} paid out by {}",
+                    refund.id,
+                    payment.channel.as_str()
+                ),
+            })
+            .await
+            .map_err(upstream("finance.account"))?;
+        Ok(None)
+    }
+
+    /// One pass of the sync job over work untouched for `after`: open
+    /// payments are asked about at their channel (and expired when out of
+    /// time), pending credits and refunds are driven again.
+    pub async fn sync_once(&self, after: Duration) -> Result<usize, PaymentError> {
+        let before = now_micros() - after.as_micros() as i64;
+        let (payments, refunds) = self.store.stale(before, 100).await?;
+        let work = payments.len() + refunds.len();
+        for payment in payments {
+            let span = tracing::info_span!("payment.sync", otel.name = "payment sync", payment = %payment.id);
+            if !payment.traceparent.is_empty() {
+                let mut headers = http::HeaderMap::new();
+                if let Ok(value) = http::HeaderValue::from_str(&payment.traceparent) {
+                    headers.insert("traceparent", value);
+                }
+                let linked = meshwork_runtime::propagation::extract(&headers);
+                span.add_link(
+                    opentelemetry::trace::TraceContextExt::span(&linked)
+                        .span_context()
+                        .clone(),
+                );
+            }
+            if let Err(error) = self.sync_payment(&payment).instrument(span).await {
+                tracing::warn!(payment = %payment.id, %error, "sync: not settled yet");
+            }
+        }
+        for refund in refunds {
+            match self.store.get(&refund.payment_id).await {
+                Ok(payment) => {
+                    self.drive_refund(&refund, &payment).await?;
+                }
+                Err(error) => {
+                    tracing::error!(refund = %refund.id, %error, "sync: refund without payment")
+                }
+            }
+        }
+        Ok(work)
+    }
+
+    async fn sync_payment(&self, payment: &Payment) -> Result<(), PaymentError> {
+        if payment.state.is_open() {
+            let asked = self
+                .channels
+                .query(payment.channel, &payment.id, payment.created_at)
+                .await;
+            let payment = match asked {
+                Ok(Some(status)) => match self
+                    .store
+                    .apply(&payment.id, &status.report, &status.channel_trade_id, None)
+                    .await
+                {
+                    Ok(
+                        Applied::Moved(after)
+                        | Applied::Unchanged(after)
+                        | Applied::Duplicate(after),
+                    ) => after,
+                    Err(ApplyError::Refused(refusal)) => {
+                        tracing::warn!(payment = %payment.id, %refusal, "sync: channel's answer refused");
+                        payment.clone()
+                    }
+                    Err(ApplyError::Payment(error)) => return Err(error),
+                },
+                Ok(None)
+                    if payment.state == PaymentState::Created
+                        && !payment.rules().expired_at(now_micros()) =>
+                {
+                    // Never reached the channel: open it now.
+                    self.open(payment).await?
+                }
+                Ok(None) => payment.clone(),
+                Err(error) => {
+                    self.store.touch(&payment.id).await?;
+                    return Err(PaymentError::ChannelUnavailable(error.to_string()));
+                }
+            };
+            if payment.rules().expired_at(now_micros()) {
+                self.store
+                    .close(
+                        &payment.id,
+                        PaymentState::Expired,
+                        "EXPIRED",
+                        "payment.expired",
+                    )
+                    .await?;
+                return Ok(());
+            }
+            if payment.settlement == Settlement::Pending {
+                self.settle(&payment).await;
+            } else if payment.state.is_open() {
+                self.store.touch(&payment.id).await?;
+            }
+            return Ok(());
+        }
+        if payment.settlement == Settlement::Pending {
+            self.settle(payment).await;
+        }
+        Ok(())
+    }
+
+    /// Runs the sync job every `every` until `shutdown`.
+    pub async fn run_sync(self, every: Duration, after: Duration, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(error) = self.sync_once(after).await {
+                tracing::warn!(%error, "payment sync pass failed");
+            }
+        }
+    }
+}
+
+/// The traceparent of the current span, to link later work to.
+fn current_traceparent() -> String {
+    let mut headers = http::HeaderMap::new();
+    meshwork_runtime::propagation::inject(&tracing::Span::current().context(), &mut headers);
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The report type is re-exported for tests of the sync job.
+pub type ChannelReport = Report;

@@ -1,0 +1,164 @@
+//! Notifications that fail a check — forged, from an unknown key, stale,
+//! replayed, for another amount or currency, or too late — are refused with
+//! a clear status at the REST edge, recorded in the audit trail, counted,
+//! and change nothing.
+
+use std::time::Duration;
+
+use finance_payment::domain::Channel;
+use finance_payment::keys::SigningKey;
+use finance_payment::provider;
+use finance_payment::sandbox::{self, Behaviour, Outcomes};
+use meshwork_proto::meshwork::finance::payment::v1 as pb;
+use meshwork_runtime::time::now_micros;
+use meshwork_testkit::on_each_backend;
+
+use crate::support::*;
+
+fn what(payment: &pb::Payment, amount_minor: i64) -> Outcomes<'_> {
+    Outcomes {
+        payment_id: &payment.payment_id,
+        trade_no: "T1",
+        paid: true,
+        amount_minor,
+        currency: "CNY",
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn refused(answer: &finance_payment::http::Answer, status: u16, reason: &str) {
+    assert_eq!(answer.status.as_u16(), status, "{}", answer.text());
+    assert!(
+        answer.text().contains(reason),
+        "{reason} not in {}",
+        answer.text()
+    );
+}
+
+on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(backend) {
+    // The sandbox never pays on its own here: only the test's notifications.
+    let options = Options {
+        behaviour: Behaviour { delay: Duration::from_secs(3600), ..Behaviour::default() },
+        ..Options::default()
+    };
+    let mut h = start(&backend, options).await;
+    let stranger = SigningKey::generate();
+    let now = now_micros();
+    let provider = h.sandbox.clone();
+    let keys = provider.keys();
+
+    // Alipay.
+    let ali = h.create(pb::Channel::Alipay, 1_000).await;
+    let (app_id, alipay_key) = (keys.merchant_ids[0].clone(), &keys.alipay);
+    let forged = sandbox::alipay_notification(&stranger, &app_id, &what(&ali, 1_000), "n1", now);
+    refused(&h.post_notification("alipay", FORM, &[], forged).await, 401, "BAD_SIGNATURE");
+    let stale = sandbox::alipay_notification(alipay_key, &app_id, &what(&ali, 1_000), "n2", now - 3_600_000_000);
+    refused(&h.post_notification("alipay", FORM, &[], stale).await, 401, "STALE_TIMESTAMP");
+    let short = sandbox::alipay_notification(alipay_key, &app_id, &what(&ali, 1), "n3", now);
+    refused(&h.post_notification("alipay", FORM, &[], short).await, 400, "AMOUNT_MISMATCH");
+    let good = sandbox::alipay_notification(alipay_key, &app_id, &what(&ali, 1_000), "n4", now);
+    let taken = h.post_notification("alipay", FORM, &[], good.clone()).await;
+    assert_eq!((taken.status.as_u16(), taken.text().as_str()), (200, "success"));
+    // The same notification delivered again: acknowledged, nothing moves twice.
+    let again = h.post_notification("alipay", FORM, &[], good).await;
+    assert_eq!((again.status.as_u16(), again.text().as_str()), (200, "success"));
+    h.settled(&ali.payment_id).await;
+
+    // WeChat Pay.
+    let wx = h.create(pb::Channel::WechatPay, 2_000).await;
+    let (serial, v3, mchid) = (keys.wechat_serial.clone(), keys.api_v3_key.clone(), keys.merchant_ids[1].clone());
+    let secs = now / 1_000_000;
+    let note = |key: &SigningKey, serial: &str, amount, nonce: &str, at| {
+        sandbox::wechat_notification(key, serial, &v3, &mchid, &what(&wx, amount), "evt", nonce, at)
+    };
+    let platform = &keys.wechat_platform;
+    for (key, serial, amount, at, status, reason) in [
+        (&stranger, serial.as_str(), 2_000, secs, 401, "BAD_SIGNATURE"),
+        (platform, "UNKNOWN-SERIAL", 2_000, secs, 401, "UNKNOWN_SERIAL"),
+        (platform, serial.as_str(), 2_000, secs - 3_600, 401, "STALE_TIMESTAMP"),
+        (platform, serial.as_str(), 1_999, secs, 400, "AMOUNT_MISMATCH"),
+    ] {
+        let (headers, body) = note(key, serial, amount, &format!("nonce-{reason}"), at);
+        refused(&h.post_notification("wechat-pay", "application/json", &headers, body).await, status, reason);
+    }
+    let (headers, body) = note(platform, &serial, 2_000, "nonce-good", secs);
+    let taken = h.post_notification("wechat-pay", "application/json", &headers, body.clone()).await;
+    assert_eq!(taken.status.as_u16(), 200, "{}", taken.text());
+    let replayed = h.post_notification("wechat-pay", "application/json", &headers, body).await;
+    refused(&replayed, 401, "REPLAYED_NONCE");
+    h.settled(&wx.payment_id).await;
+
+    // UnionPay.
+    let up = h.create(pb::Channel::Unionpay, 3_000).await;
+    let mer_id = keys.merchant_ids[2].clone();
+    let forged = sandbox::unionpay_notification(&stranger, &keys.unionpay_cert_id, &mer_id, &what(&up, 3_000), now);
+    refused(&h.post_notification("unionpay", FORM, &[], forged).await, 401, "BAD_SIGNATURE");
+    let unknown = sandbox::unionpay_notification(&keys.unionpay, "1", &mer_id, &what(&up, 3_000), now);
+    refused(&h.post_notification("unionpay", FORM, &[], unknown).await, 401, "UNKNOWN_SERIAL");
+    let usd = Outcomes { currency: "USD", ..what(&up, 3_000) };
+    let dollars = sandbox::unionpay_notification(&keys.unionpay, &keys.unionpay_cert_id, &mer_id, &usd, now);
+    refused(&h.post_notification("unionpay", FORM, &[], dollars).await, 400, "CURRENCY_MISMATCH");
+    assert_eq!(h.get(&up.payment_id).await.state, pb::PaymentState::Pending as i32);
+    // Nothing to refund before it is paid.
+    let early = h
+        .payments
+        .refund_payment(pb::RefundPaymentRequest {
+            request_id: rid(),
+            payment_id: up.payment_id.clone(),
+            amount: cny(10),
+            reason: "too early".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(meshwork_testkit::reason(&early), "PAYMENT_NOT_PAID");
+
+    // A cancelled payment does not come back to life.
+    let cancelled = h
+        .payments
+        .cancel_payment(pb::CancelPaymentRequest {
+            request_id: rid(),
+            payment_id: up.payment_id.clone(),
+            reason: "order withdrawn".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payment
+        .unwrap();
+    assert_eq!(cancelled.state, pb::PaymentState::Expired as i32);
+    let late = sandbox::unionpay_notification(&keys.unionpay, &keys.unionpay_cert_id, &mer_id, &what(&up, 3_000), now);
+    refused(&h.post_notification("unionpay", FORM, &[], late).await, 400, "STATE_WOULD_MOVE_BACKWARDS");
+    assert_eq!(h.get(&up.payment_id).await.state, pb::PaymentState::Expired as i32);
+
+    // Only the two genuine payments reached the merchant.
+    assert_eq!(h.balance(&h.merchant.clone()).await, 3_000);
+    assert!(provider::notification_count(Channel::WechatPay, "REPLAYED_NONCE") >= 1);
+    let mut reasons = Vec::new();
+    for _ in 0..100 {
+        reasons = h
+            .trail
+            .query_audit_log(meshwork_proto::meshwork::finance::audit::v1::QueryAuditLogRequest {
+                source: finance_payment::TARGET.into(),
+                action: "payment.notification_refused".into(),
+                page_size: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .records
+            .into_iter()
+            .filter_map(|r| r.event?.attributes.get("reason").cloned())
+            .collect::<Vec<_>>();
+        if reasons.len() >= 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reasons.sort();
+    assert_eq!(reasons.len(), 12, "{reasons:?}");
+    for reason in ["BAD_SIGNATURE", "UNKNOWN_SERIAL", "STALE_TIMESTAMP", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "REPLAYED_NONCE", "STATE_WOULD_MOVE_BACKWARDS"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason} not recorded: {reasons:?}");
+    }
+});

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use meshwork_gateway::config::GatewayArgs;
 use meshwork_runtime::config::RuntimeArgs;
 
+use crate::payment::PaymentArgs;
+
 use crate::targets;
 
 /// Meshwork: finance, commerce and manufacturing services on one traced gRPC mesh.
@@ -22,6 +24,8 @@ enum Command {
         runtime: RuntimeArgs,
         #[command(flatten)]
         gateway: GatewayArgs,
+        #[command(flatten)]
+        payment: PaymentArgs,
         /// Skip loading the demo data.
         #[arg(long, env = "MESHWORK_NO_SEED")]
         no_seed: bool,
@@ -41,6 +45,8 @@ enum Command {
         runtime: RuntimeArgs,
         #[command(flatten)]
         gateway: GatewayArgs,
+        #[command(flatten)]
+        payment: PaymentArgs,
     },
     /// Apply the database migrations of the named targets, then exit.
     Migrate {
@@ -69,12 +75,14 @@ impl Cli {
             Command::Up {
                 runtime,
                 gateway,
+                payment,
                 no_seed,
             } => {
                 crate::run::run(
                     targets::expand(&["all".to_owned()])?,
                     runtime,
                     gateway,
+                    payment,
                     !no_seed,
                 )
                 .await
@@ -83,7 +91,8 @@ impl Cli {
                 target,
                 runtime,
                 gateway,
-            } => crate::run::run(targets::expand(&target)?, runtime, gateway, false).await,
+                payment,
+            } => crate::run::run(targets::expand(&target)?, runtime, gateway, payment, false).await,
             Command::Migrate { target, runtime } => {
                 crate::run::migrate(targets::expand(&target)?, runtime).await
             }

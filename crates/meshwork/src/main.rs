@@ -5,6 +5,7 @@
 //! a Kubernetes Deployment runs); `migrate` applies migrations; `version`.
 
 mod cli;
+mod payment;
 mod run;
 mod seed;
 mod targets;

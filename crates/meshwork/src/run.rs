@@ -19,19 +19,21 @@ use meshwork_runtime::shutdown::{self, Shutdown};
 use meshwork_runtime::telemetry;
 use tokio::net::TcpListener;
 
-use crate::targets::{self, GATEWAY};
+use crate::payment::PaymentArgs;
+use crate::targets::{self, GATEWAY, PAYMENT_SANDBOX};
 
 /// Serves `targets` until a shutdown signal; seeds demo data when asked.
 pub async fn run(
     targets: BTreeSet<&'static str>,
     args: RuntimeArgs,
     gateway_args: GatewayArgs,
+    payment_args: PaymentArgs,
     seed: bool,
 ) -> anyhow::Result<()> {
     let names: Vec<&str> = targets.iter().copied().collect();
     let telemetry = telemetry::init(&format!("meshwork/{}", names.join("+")), args.log_format)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
-    let outcome = serve(&targets, &args, &gateway_args, seed).await;
+    let outcome = serve(&targets, &args, &gateway_args, &payment_args, seed).await;
     telemetry.shutdown().await;
     outcome
 }
@@ -40,6 +42,7 @@ async fn serve(
     targets: &BTreeSet<&'static str>,
     args: &RuntimeArgs,
     gateway_args: &GatewayArgs,
+    payment_args: &PaymentArgs,
     seed: bool,
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
@@ -48,16 +51,59 @@ async fn serve(
         tracing::info!(setting = key, value = %value, "config");
     }
 
-    let services: Vec<&str> = targets.iter().copied().filter(|t| *t != GATEWAY).collect();
+    let services: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| *t != GATEWAY && *t != PAYMENT_SANDBOX)
+        .collect();
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let mut tasks = tokio::task::JoinSet::new();
+
+    // The payment channels' keys: a channels file, or a pair made with the
+    // sandbox provider when it runs here.
+    let sandbox_here = targets.contains(PAYMENT_SANDBOX);
+    let mut payment_keys = None;
+    let mut sandbox_keys = None;
+    if targets.contains(finance_payment::TARGET) || sandbox_here {
+        let keys = payment_args.keys(sandbox_here)?;
+        payment_keys = Some(keys.channels);
+        sandbox_keys = keys.sandbox;
+    }
+    if let Some(keys) = sandbox_keys {
+        let listener = bind(
+            payment_args.payment_sandbox_addr,
+            "the payment sandbox",
+            "--payment-sandbox-addr",
+        )
+        .await?;
+        let sandbox = payment_args.sandbox(keys);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            sandbox
+                .serve(listener, async move { stop.cancelled().await })
+                .await
+                .context("payment sandbox")
+        });
+    }
 
     if !services.is_empty() {
         let listener = bind(args.grpc_addr, "gRPC", "--grpc-addr").await?;
         let mut grpc = GrpcServer::new(args.limits());
         let mut monitor = HealthMonitor::new(reporter.clone(), args.health_interval);
         for service in &services {
-            targets::start(service, args, &mut grpc, &mut monitor, targets, &shutdown).await?;
+            targets::start(
+                service,
+                args,
+                &mut grpc,
+                &mut monitor,
+                targets,
+                &shutdown,
+                targets::PaymentStart {
+                    args: payment_args,
+                    credentials: &mut payment_keys,
+                },
+            )
+            .await?;
         }
         tasks.spawn(monitor.run(shutdown.clone()).map_ok());
         let stop = shutdown.clone();
@@ -189,7 +235,10 @@ fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs) {
         env!("CARGO_PKG_VERSION"),
         names.join(", ")
     );
-    if targets.iter().any(|t| *t != GATEWAY) {
+    if targets
+        .iter()
+        .any(|t| *t != GATEWAY && *t != PAYMENT_SANDBOX)
+    {
         println!(
             "  gRPC    {}   grpcurl -plaintext {} list",
             args.grpc_addr, args.grpc_addr

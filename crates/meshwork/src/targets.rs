@@ -22,10 +22,14 @@ use sqlx::migrate::Migrator;
 /// The HTTP edge.
 pub const GATEWAY: &str = "gateway";
 
+/// The SANDBOX payment provider (HTTP, its own port).
+pub const PAYMENT_SANDBOX: &str = finance_payment::SANDBOX_TARGET;
+
 /// Every gRPC service target.
 pub const SERVICES: &[&str] = &[
     finance_account::TARGET,
     finance_audit::TARGET,
+    finance_payment::TARGET,
     finance_risk::TARGET,
     finance_transaction::TARGET,
 ];
@@ -34,6 +38,7 @@ pub const SERVICES: &[&str] = &[
 const FINANCE: &[&str] = &[
     finance_account::TARGET,
     finance_audit::TARGET,
+    finance_payment::TARGET,
     finance_risk::TARGET,
     finance_transaction::TARGET,
 ];
@@ -45,14 +50,18 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &[
             finance_account::TARGET,
             finance_audit::TARGET,
+            finance_payment::TARGET,
             finance_risk::TARGET,
             finance_transaction::TARGET,
+            PAYMENT_SANDBOX,
             GATEWAY,
         ],
     ),
     ("finance", FINANCE),
     ("finance.account", &[finance_account::TARGET]),
     ("finance.audit", &[finance_audit::TARGET]),
+    ("finance.payment", &[finance_payment::TARGET]),
+    ("payment-sandbox", &[PAYMENT_SANDBOX]),
     ("finance.risk", &[finance_risk::TARGET]),
     ("finance.transaction", &[finance_transaction::TARGET]),
     ("gateway", &[GATEWAY]),
@@ -86,10 +95,20 @@ pub fn migrator(target: &str) -> Option<&'static Migrator> {
     match target {
         finance_account::TARGET => Some(&finance_account::MIGRATOR),
         finance_audit::TARGET => Some(&finance_audit::MIGRATOR),
+        finance_payment::TARGET => Some(&finance_payment::MIGRATOR),
         finance_risk::TARGET => Some(&finance_risk::MIGRATOR),
         finance_transaction::TARGET => Some(&finance_transaction::MIGRATOR),
         _ => None,
     }
+}
+
+/// What finance.payment starts with: its flags, and the channels' keys
+/// (taken by the service when it starts).
+pub struct PaymentStart<'a> {
+    /// The flags.
+    pub args: &'a crate::payment::PaymentArgs,
+    /// The keys.
+    pub credentials: &'a mut Option<finance_payment::Credentials>,
 }
 
 /// Connects `target`'s storage and registers it on the server.
@@ -100,7 +119,9 @@ pub async fn start(
     health: &mut HealthMonitor,
     served: &BTreeSet<&'static str>,
     shutdown: &Shutdown,
+    payment: PaymentStart<'_>,
 ) -> anyhow::Result<()> {
+    let payment_args = payment.args;
     match target {
         finance_account::TARGET => {
             let storage = open_storage(target, args).await?;
@@ -141,6 +162,29 @@ pub async fn start(
                 shutdown: shutdown.clone(),
             };
             finance_transaction::register(grpc, health, storage, deps);
+        }
+        finance_payment::TARGET => {
+            let credentials = payment
+                .credentials
+                .take()
+                .context("finance.payment: no channel credentials")?;
+            let storage = open_storage(target, args).await?;
+            let window = payment_args.payment_notify_window.as_secs() as i64;
+            let http = finance_payment::http::HttpClient::new(args.client_timeout);
+            let deps = finance_payment::Deps {
+                channels: finance_payment::Channels::new(credentials, http, window),
+                ledger: upstream(finance_account::TARGET, args, served)?,
+                transfers: upstream(finance_transaction::TARGET, args, served)?,
+                audit: optional_upstream(finance_audit::TARGET, args, served)?,
+                notify_base_url: payment_args
+                    .payment_notify_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", args.http_addr)),
+                sync_interval: payment_args.payment_sync_interval,
+                sync_after: payment_args.payment_sync_after,
+                shutdown: shutdown.clone(),
+            };
+            finance_payment::register(grpc, health, storage, deps);
         }
         other => bail!("{other} is not a gRPC service"),
     }

@@ -1,0 +1,125 @@
+//! finance.payment's flags, and the sandbox provider that `meshwork up`
+//! runs for it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use finance_payment::credentials::{self, ChannelsFile, Credentials, SandboxKeys};
+use finance_payment::sandbox::{Behaviour, Sandbox};
+use meshwork_runtime::config::parse_duration;
+
+/// Flags of the payment service and the sandbox provider.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PaymentArgs {
+    /// JSON file of the channels' endpoints, merchant ids and keys. Without
+    /// it the payment service uses the sandbox provider run in this process.
+    #[arg(long, env = "MESHWORK_PAYMENT_CHANNELS_FILE")]
+    pub payment_channels_file: Option<PathBuf>,
+    /// Base URL of the REST edge the channels send notifications to
+    /// (default: this process's HTTP address).
+    #[arg(long, env = "MESHWORK_PAYMENT_NOTIFY_URL")]
+    pub payment_notify_url: Option<String>,
+    /// How often the payment sync job runs.
+    #[arg(long, env = "MESHWORK_PAYMENT_SYNC_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub payment_sync_interval: Duration,
+    /// How long a payment waits for its notification before the sync job asks the channel.
+    #[arg(long, env = "MESHWORK_PAYMENT_SYNC_AFTER", default_value = "10s", value_parser = parse_duration)]
+    pub payment_sync_after: Duration,
+    /// How far a notification's signed time may be from ours.
+    #[arg(long, env = "MESHWORK_PAYMENT_NOTIFY_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub payment_notify_window: Duration,
+    /// Where the SANDBOX payment provider listens.
+    #[arg(
+        long,
+        env = "MESHWORK_PAYMENT_SANDBOX_ADDR",
+        default_value = "127.0.0.1:8091"
+    )]
+    pub payment_sandbox_addr: SocketAddr,
+    /// Sandbox: time from opening a payment to its outcome.
+    #[arg(long, env = "MESHWORK_PAYMENT_SANDBOX_DELAY", default_value = "2s", value_parser = parse_duration)]
+    pub payment_sandbox_delay: Duration,
+    /// Sandbox: share of payments declined (0.0-1.0).
+    #[arg(
+        long,
+        env = "MESHWORK_PAYMENT_SANDBOX_DECLINE_RATE",
+        default_value_t = 0.0
+    )]
+    pub payment_sandbox_decline_rate: f64,
+    /// Sandbox: share of notifications lost (0.0-1.0).
+    #[arg(
+        long,
+        env = "MESHWORK_PAYMENT_SANDBOX_LOST_RATE",
+        default_value_t = 0.0
+    )]
+    pub payment_sandbox_lost_rate: f64,
+}
+
+impl Default for PaymentArgs {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: PaymentArgs,
+        }
+        Wrapper::parse_from(["meshwork"]).args
+    }
+}
+
+/// The two sides of the channels' keys in this process.
+pub struct Keys {
+    /// The payment service's.
+    pub channels: Credentials,
+    /// The sandbox's, when it runs here with generated keys.
+    pub sandbox: Option<SandboxKeys>,
+}
+
+impl PaymentArgs {
+    /// The keys: from the channels file, or a fresh pair shared with the
+    /// sandbox running here.
+    pub fn keys(&self, sandbox_here: bool) -> anyhow::Result<Keys> {
+        match (&self.payment_channels_file, sandbox_here) {
+            (Some(path), false) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                let channels =
+                    Credentials::from_json(&text).with_context(|| format!("{}", path.display()))?;
+                Ok(Keys {
+                    channels,
+                    sandbox: None,
+                })
+            }
+            (Some(_), true) => anyhow::bail!(
+                "the payment sandbox makes its own keys: run it without --payment-channels-file \
+                 (or do not run the payment-sandbox target)"
+            ),
+            (None, true) => {
+                let base = format!("http://{}", self.payment_sandbox_addr);
+                let (file, sandbox): (ChannelsFile, SandboxKeys) =
+                    credentials::pair_with_sandbox(&base);
+                Ok(Keys {
+                    channels: Credentials::from_file(&file)?,
+                    sandbox: Some(sandbox),
+                })
+            }
+            (None, false) => anyhow::bail!(
+                "finance.payment needs --payment-channels-file (or the payment-sandbox target in the same process)"
+            ),
+        }
+    }
+
+    /// The sandbox provider with `keys`.
+    pub fn sandbox(&self, keys: SandboxKeys) -> Sandbox {
+        Sandbox::new(
+            keys,
+            Behaviour {
+                delay: self.payment_sandbox_delay,
+                decline_rate: self.payment_sandbox_decline_rate.clamp(0.0, 1.0),
+                lost_rate: self.payment_sandbox_lost_rate.clamp(0.0, 1.0),
+                copies: 1,
+            },
+        )
+    }
+}

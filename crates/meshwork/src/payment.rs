@@ -17,6 +17,15 @@ pub struct PaymentArgs {
     /// it the payment service uses the sandbox provider run in this process.
     #[arg(long, env = "MESHWORK_PAYMENT_CHANNELS_FILE")]
     pub payment_channels_file: Option<PathBuf>,
+    /// The same JSON given in the environment (e.g. from a Kubernetes
+    /// Secret); never echoed in help or logs.
+    #[arg(
+        long,
+        env = "MESHWORK_PAYMENT_CHANNELS_JSON",
+        hide_env_values = true,
+        conflicts_with = "payment_channels_file"
+    )]
+    pub payment_channels_json: Option<String>,
     /// Base URL of the REST edge the channels send notifications to
     /// (default: this process's HTTP address).
     #[arg(long, env = "MESHWORK_PAYMENT_NOTIFY_URL")]
@@ -80,12 +89,19 @@ impl PaymentArgs {
     /// The keys: from the channels file, or a fresh pair shared with the
     /// sandbox running here.
     pub fn keys(&self, sandbox_here: bool) -> anyhow::Result<Keys> {
-        match (&self.payment_channels_file, sandbox_here) {
-            (Some(path), false) => {
+        let configured = match (&self.payment_channels_file, &self.payment_channels_json) {
+            (Some(path), _) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("read {}", path.display()))?;
-                let channels =
-                    Credentials::from_json(&text).with_context(|| format!("{}", path.display()))?;
+                Some((text, path.display().to_string()))
+            }
+            (None, Some(json)) => Some((json.clone(), "MESHWORK_PAYMENT_CHANNELS_JSON".to_owned())),
+            (None, None) => None,
+        };
+        match (configured, sandbox_here) {
+            (Some((text, origin)), false) => {
+                // The error names where the JSON came from, never its content.
+                let channels = Credentials::from_json(&text).with_context(|| origin)?;
                 Ok(Keys {
                     channels,
                     sandbox: None,

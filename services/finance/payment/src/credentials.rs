@@ -182,8 +182,16 @@ fn public(what: &str, pem: &str) -> Result<VerifyingKey, CredentialsError> {
 impl Credentials {
     /// Reads the JSON of a channels file.
     pub fn from_json(text: &str) -> Result<Self, CredentialsError> {
-        let file: ChannelsFile =
-            serde_json::from_str(text).map_err(|e| CredentialsError::Json(e.to_string()))?;
+        let file: ChannelsFile = serde_json::from_str(text).map_err(|e| {
+            // Where, not what: serde's message may quote a value, and
+            // values here are keys.
+            CredentialsError::Json(format!(
+                "not the expected JSON ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         Self::from_file(&file)
     }
 

@@ -398,6 +398,14 @@ impl Store {
         for _ in 0..8 {
             let now = now_micros();
             let mut tx = self.db.pool().begin().await.map_err(PaymentError::from)?;
+            // Write first: the row is locked on PostgreSQL (a portable
+            // SELECT ... FOR UPDATE) and SQLite takes its write lock now,
+            // not on a later upgrade that a concurrent commit would refuse.
+            sqlx::query("UPDATE payments SET updated_at = updated_at WHERE payment_id = $1")
+                .bind(payment_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(PaymentError::from)?;
             let payment = fetch(&mut tx, payment_id).await?.ok_or_else(|| {
                 ApplyError::Payment(PaymentError::NotFound(payment_id.to_owned()))
             })?;

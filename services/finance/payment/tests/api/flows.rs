@@ -7,6 +7,7 @@ use std::time::Duration;
 use finance_payment::domain::Channel;
 use finance_payment::provider;
 use finance_payment::sandbox::Behaviour;
+use meshwork_proto::meshwork::finance::audit::v1 as audit_pb;
 use meshwork_proto::meshwork::finance::payment::v1 as pb;
 use meshwork_testkit::{Backend, on_each_backend, spans_of_trace};
 
@@ -98,6 +99,28 @@ on_each_backend!(async fn declined_payments_fail_and_credit_nothing(backend) {
         assert_eq!(failed.settlement_state, pb::SettlementState::None as i32);
     }
     assert_eq!(h.balance(&h.merchant.clone()).await, 0);
+    // The compliance report lists them.
+    let mut failed = 0;
+    for _ in 0..100 {
+        let now = meshwork_runtime::time::now_micros();
+        failed = h
+            .trail
+            .generate_compliance_report(audit_pb::GenerateComplianceReportRequest {
+                start_time: Some(meshwork_runtime::time::to_timestamp(now - 3_600_000_000)),
+                end_time: Some(meshwork_runtime::time::to_timestamp(now + 1_000_000)),
+                large_amount_minor: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .failed_payments
+            .len();
+        if failed == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed, 3);
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

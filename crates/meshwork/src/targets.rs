@@ -184,7 +184,8 @@ pub async fn start(
                 sync_after: payment_args.payment_sync_after,
                 shutdown: shutdown.clone(),
             };
-            finance_payment::register(grpc, health, storage, deps);
+            // The sync job runs inside; nothing else needs the workflow here.
+            let _ = finance_payment::register(grpc, health, storage, deps);
         }
         other => bail!("{other} is not a gRPC service"),
     }

@@ -81,8 +81,13 @@ pub struct Deps {
 }
 
 /// Adds the payment service to `server`, its dependencies to `health`, and
-/// starts its sync job.
-pub fn register(server: &mut GrpcServer, health: &mut HealthMonitor, storage: Storage, deps: Deps) {
+/// starts its sync job; the workflow, for what runs beside the RPCs.
+pub fn register(
+    server: &mut GrpcServer,
+    health: &mut HealthMonitor,
+    storage: Storage,
+    deps: Deps,
+) -> workflow::Payments {
     let limits = server.limits();
     health.watch(SERVICE_NAME, storage.probes());
     let outbox = match deps.audit {
@@ -107,8 +112,9 @@ pub fn register(server: &mut GrpcServer, health: &mut HealthMonitor, storage: St
             .clone()
             .run_sync(deps.sync_interval, deps.sync_after, deps.shutdown),
     );
-    let service = PaymentServiceServer::new(api::PaymentApi::new(payments))
+    let service = PaymentServiceServer::new(api::PaymentApi::new(payments.clone()))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     server.add_service(service);
+    payments
 }

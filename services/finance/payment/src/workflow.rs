@@ -510,11 +510,12 @@ impl Payments {
         Ok(None)
     }
 
-    /// One pass of the sync job over work untouched for `after`: open
-    /// payments are asked about at their channel (and expired when out of
-    /// time), pending credits and refunds are driven again.
-    pub async fn sync_once(&self, after: Duration) -> Result<usize, PaymentError> {
-        let before = now_micros() - after.as_micros() as i64;
+    /// One pass of the sync job at time `now` (microseconds) over work
+    /// untouched for `after`: open payments are asked about at their channel
+    /// (and expired when out of time), pending credits and refunds are
+    /// driven again. The number of items looked at.
+    pub async fn sync_once(&self, after: Duration, now: i64) -> Result<usize, PaymentError> {
+        let before = now - after.as_micros() as i64;
         let (payments, refunds) = self.store.stale(before, 100).await?;
         let work = payments.len() + refunds.len();
         for payment in payments {
@@ -531,7 +532,7 @@ impl Payments {
                         .clone(),
                 );
             }
-            if let Err(error) = self.sync_payment(&payment).instrument(span).await {
+            if let Err(error) = self.sync_payment(&payment, now).instrument(span).await {
                 tracing::warn!(payment = %payment.id, %error, "sync: not settled yet");
             }
         }
@@ -548,7 +549,7 @@ impl Payments {
         Ok(work)
     }
 
-    async fn sync_payment(&self, payment: &Payment) -> Result<(), PaymentError> {
+    async fn sync_payment(&self, payment: &Payment, now: i64) -> Result<(), PaymentError> {
         if payment.state.is_open() {
             let asked = self
                 .channels
@@ -573,7 +574,7 @@ impl Payments {
                 },
                 Ok(None)
                     if payment.state == PaymentState::Created
-                        && !payment.rules().expired_at(now_micros()) =>
+                        && !payment.rules().expired_at(now) =>
                 {
                     // Never reached the channel: open it now.
                     self.open(payment).await?
@@ -584,7 +585,7 @@ impl Payments {
                     return Err(PaymentError::ChannelUnavailable(error.to_string()));
                 }
             };
-            if payment.rules().expired_at(now_micros()) {
+            if payment.rules().expired_at(now) {
                 self.store
                     .close(
                         &payment.id,
@@ -615,7 +616,7 @@ impl Payments {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            if let Err(error) = self.sync_once(after).await {
+            if let Err(error) = self.sync_once(after, now_micros()).await {
                 tracing::warn!(%error, "payment sync pass failed");
             }
         }

@@ -162,3 +162,36 @@ on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(back
         assert!(reasons.iter().any(|r| r == reason), "{reason} not recorded: {reasons:?}");
     }
 });
+
+on_each_backend!(async fn the_sync_job_expires_unpaid_payments_and_late_money_is_refused(backend) {
+    let options = Options {
+        behaviour: Behaviour { delay: Duration::from_secs(3600), ..Behaviour::default() },
+        ..Options::default()
+    };
+    let mut h = start(&backend, options).await;
+    let provider = h.sandbox.clone();
+    let keys = provider.keys();
+    let waiting = h.create(pb::Channel::Alipay, 900).await;
+    // Within its 30 minutes the channel is asked and the payment waits.
+    h.workflow.sync_once(Duration::ZERO, now_micros()).await.unwrap();
+    assert_eq!(h.get(&waiting.payment_id).await.state, pb::PaymentState::Pending as i32);
+    // Past them, it expires.
+    let later = now_micros() + 31 * 60 * 1_000_000;
+    h.workflow.sync_once(Duration::ZERO, later).await.unwrap();
+    let expired = h.get(&waiting.payment_id).await;
+    assert_eq!(expired.state, pb::PaymentState::Expired as i32, "{expired:?}");
+    assert_eq!(expired.failure_reason, "EXPIRED");
+    let late = sandbox::alipay_notification(&keys.alipay, &keys.merchant_ids[0], &what(&expired, 900), "late", now_micros());
+    refused(&h.post_notification("alipay", FORM, &[], late).await, 400, "STATE_WOULD_MOVE_BACKWARDS");
+    assert_eq!(h.balance(&h.merchant.clone()).await, 0);
+    let resource = format!("payments/{}", expired.payment_id);
+    let mut actions = Vec::new();
+    for _ in 0..100 {
+        actions = h.audited(&resource).await.into_iter().map(|(a, _)| a).collect::<Vec<_>>();
+        if actions.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(actions, ["payment.created", "payment.opened", "payment.expired", "payment.notification_refused"]);
+});

@@ -25,6 +25,8 @@ pub type PaymentsClient = pb::payment_service_client::PaymentServiceClient<Chann
 pub struct Harness {
     _servers: Vec<TestServer>,
     pub sandbox: Sandbox,
+    /// The service's workflow (to run a sync pass at a chosen time).
+    pub workflow: finance_payment::workflow::Payments,
     /// `http://127.0.0.1:<port>` of the REST edge.
     pub edge: String,
     pub accounts: Accounts,
@@ -156,8 +158,14 @@ pub async fn start(backend: &Backend, options: Options) -> Harness {
         sync_after: options.sync_after,
         shutdown: shutdown.clone(),
     };
+    let mut workflow = None;
     let payment = TestServer::start(|grpc, health| {
-        finance_payment::register(grpc, health, payment_storage, deps)
+        workflow = Some(finance_payment::register(
+            grpc,
+            health,
+            payment_storage,
+            deps,
+        ));
     })
     .await;
 
@@ -197,6 +205,7 @@ pub async fn start(backend: &Backend, options: Options) -> Harness {
     Harness {
         _servers: servers,
         sandbox,
+        workflow: workflow.expect("registered"),
         edge,
         accounts,
         trail,

@@ -231,7 +231,9 @@ impl Payment {
                 }
             }
             Report::Declined => match self.state {
-                PaymentState::Failed => Ok(Outcome::Unchanged),
+                // "Not paid" agrees with a payment that failed, or expired
+                // (or was cancelled and closed at the channel).
+                PaymentState::Failed | PaymentState::Expired => Ok(Outcome::Unchanged),
                 state if state.is_open() => Ok(Outcome::Move(PaymentState::Failed)),
                 state => Err(Refusal::Backwards(state)),
             },
@@ -357,6 +359,10 @@ mod tests {
             Err(Refusal::Backwards(PaymentState::Succeeded))
         );
         assert_eq!(pending.apply(&Report::Waiting), Ok(Outcome::Unchanged));
+        assert_eq!(
+            payment(PaymentState::Expired).apply(&Report::Declined),
+            Ok(Outcome::Unchanged)
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum PaymentError {
     /// payment stays as it was and a retry (or the sync job) finds out.
     #[error("the channel did not answer: {0}; retry with the same request_id")]
     ChannelUnavailable(String),
+    /// The channel said no (e.g. to closing a payment it already took).
+    #[error("the channel refused: {0}")]
+    ChannelRefused(String),
     /// A notification that fails the channel's checks.
     #[error("notification refused: {0}")]
     Notification(ChannelError),
@@ -79,6 +82,7 @@ impl PaymentError {
             Self::NotSettled(_) => "PAYMENT_NOT_SETTLED",
             Self::ChannelNotConfigured(_) => "CHANNEL_NOT_CONFIGURED",
             Self::ChannelUnavailable(_) => "CHANNEL_UNAVAILABLE",
+            Self::ChannelRefused(_) => "CHANNEL_REFUSED",
             Self::Upstream { .. } => "DEPENDENCY_UNAVAILABLE",
             Self::Conflict(_) => "CONCURRENT_UPDATE",
             Self::KeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
@@ -122,7 +126,7 @@ impl From<PaymentError> for Status {
         match &error {
             Invalid(violations) => errors::invalid_argument(violations),
             NotFound(id) => errors::not_found("payment", &format!("payments/{id}")),
-            Refused(_) | NotSettled(_) | ChannelNotConfigured(_) => {
+            Refused(_) | NotSettled(_) | ChannelNotConfigured(_) | ChannelRefused(_) => {
                 errors::failed_precondition(reason, "payment", &message)
             }
             Notification(ChannelError::Malformed(_)) => Status::with_error_details(

@@ -342,6 +342,20 @@ impl Channels {
         result
     }
 
+    /// Closes an unpaid payment at `channel` so that the payer can no longer
+    /// pay it; a payment the channel never opened needs no closing.
+    /// UnionPay has no close for an unpaid purchase (its orders lapse at
+    /// their `payTimeout`), so there is nothing to call.
+    pub async fn close(&self, channel: Channel, payment_id: &str) -> Result<(), CallError> {
+        let result = match channel {
+            Channel::Alipay => self.alipay_close(payment_id).await,
+            Channel::WechatPay => self.wechat_close(payment_id).await,
+            Channel::UnionPay => Ok(()),
+        };
+        count_call(channel, "close", &result);
+        result
+    }
+
     /// Asks `channel` to give `refund` back to the payer.
     pub async fn refund(
         &self,
@@ -524,6 +538,15 @@ impl Channels {
         }
     }
 
+    async fn alipay_close(&self, payment_id: &str) -> Result<(), CallError> {
+        let biz = serde_json::json!({ "out_trade_no": payment_id });
+        let answer = self.alipay_call("alipay.trade.close", biz, None).await?;
+        match (answer["code"].as_str(), answer["sub_code"].as_str()) {
+            (Some("10000"), _) | (_, Some("ACQ.TRADE_NOT_EXIST")) => Ok(()),
+            _ => Err(CallError::Refused(alipay_refusal(&answer))),
+        }
+    }
+
     async fn alipay_refund(&self, refund: &RefundOrder<'_>) -> Result<(), CallError> {
         let biz = serde_json::json!({
             "out_trade_no": refund.payment_id,
@@ -656,6 +679,19 @@ impl Channels {
                     .to_owned(),
             })),
             404 => Ok(None),
+            _ => Err(CallError::Refused(wechat_refusal(&answer))),
+        }
+    }
+
+    async fn wechat_close(&self, payment_id: &str) -> Result<(), CallError> {
+        let mchid = self.wechat()?.mchid.clone();
+        let path = format!("/v3/pay/transactions/out-trade-no/{payment_id}/close");
+        let body = serde_json::json!({ "mchid": mchid });
+        let (status, answer) = self
+            .wechat_call("wechat.transactions.close", Method::POST, &path, Some(body))
+            .await?;
+        match status {
+            200 | 204 | 404 => Ok(()),
             _ => Err(CallError::Refused(wechat_refusal(&answer))),
         }
     }

@@ -78,6 +78,9 @@ struct Order {
     outcome: Outcome,
     trade_no: String,
     refunds: HashMap<String, i64>,
+    /// Closed by the merchant before it was paid: never paid, never
+    /// notified.
+    closed: bool,
 }
 
 struct Inner {
@@ -282,6 +285,10 @@ impl Sandbox {
                 "/wechat/v3/pay/transactions/out-trade-no/{id}",
                 get(wechat_query),
             )
+            .route(
+                "/wechat/v3/pay/transactions/out-trade-no/{id}/close",
+                post(wechat_close),
+            )
             .route("/wechat/v3/refund/domestic/refunds", post(wechat_refund))
             .route("/unionpay/gateway/api/{operation}", post(unionpay_gateway))
             .with_state(self.clone())
@@ -332,7 +339,7 @@ impl Sandbox {
         let behaviour = self.inner.behaviour;
         let paid = fastrand::f64() >= behaviour.decline_rate;
         let Some(order) = self.with_order(id, |order| {
-            if order.outcome == Outcome::Waiting {
+            if order.outcome == Outcome::Waiting && !order.closed {
                 order.outcome = if paid {
                     Outcome::Paid
                 } else {
@@ -343,6 +350,9 @@ impl Sandbox {
         }) else {
             return;
         };
+        if order.closed {
+            return;
+        }
         if fastrand::f64() < behaviour.lost_rate {
             tracing::info!(payment = id, "sandbox: notification lost (on purpose)");
             return;
@@ -435,6 +445,20 @@ impl Sandbox {
         }
     }
 
+    /// Closes an unpaid order: `Err` with the provider's reason when it
+    /// cannot be (unknown, or paid).
+    fn close(&self, id: &str) -> Result<(), &'static str> {
+        self.with_order(id, |order| match order.outcome {
+            Outcome::Paid => Err("TRADE_STATUS_ERROR"),
+            _ => {
+                order.closed = true;
+                order.outcome = Outcome::Declined;
+                Ok(())
+            }
+        })
+        .unwrap_or(Err("TRADE_NOT_EXIST"))
+    }
+
     /// Records a refund once per refund id; whether the refunds now stay
     /// within the amount paid.
     fn refund(&self, id: &str, refund_id: &str, amount_minor: i64) -> Result<(), &'static str> {
@@ -507,6 +531,7 @@ async fn alipay_gateway(
                         outcome: Outcome::Waiting,
                         trade_no: random_id("2026"),
                         refunds: HashMap::new(),
+                        closed: false,
                     };
                     sandbox.open(&out_trade_no, order, &headers);
                     serde_json::json!({
@@ -533,6 +558,12 @@ async fn alipay_gateway(
                 },
                 "total_amount": format!("{}.{:02}", order.amount_minor / 100, order.amount_minor % 100),
             }),
+        },
+        "alipay.trade.close" => match sandbox.close(&out_trade_no) {
+            Ok(()) => {
+                serde_json::json!({"code": "10000", "msg": "Success", "out_trade_no": out_trade_no})
+            }
+            Err(why) => failure("40004", &format!("ACQ.{why}"), why),
         },
         "alipay.trade.refund" => {
             let amount = biz["refund_amount"]
@@ -657,6 +688,7 @@ async fn wechat_native(
         outcome: Outcome::Waiting,
         trade_no: random_id("4200"),
         refunds: HashMap::new(),
+        closed: false,
     };
     sandbox.open(&id, order, &headers);
     wechat_answer(
@@ -697,6 +729,56 @@ async fn wechat_query(
             }),
         ),
     }
+}
+
+async fn wechat_close(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = wechat_check(&sandbox, &Method::POST, &uri, &headers, &body) {
+        return *refusal;
+    }
+    match sandbox.close(&id) {
+        Ok(()) => wechat_signed_empty(&sandbox),
+        Err("TRADE_NOT_EXIST") => wechat_answer(
+            &sandbox,
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"code": "ORDER_NOT_EXIST", "message": "no such order"}),
+        ),
+        Err(_) => wechat_answer(
+            &sandbox,
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"code": "ORDER_PAID", "message": "the order is paid"}),
+        ),
+    }
+}
+
+/// 204 with the platform's signature over the empty body.
+fn wechat_signed_empty(sandbox: &Sandbox) -> Response {
+    let keys = &sandbox.inner.keys;
+    let nonce: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(32)
+        .collect();
+    let signed = wechat::SignatureHeaders::sign(
+        &keys.wechat_platform,
+        &keys.wechat_serial,
+        now_micros() / 1_000_000,
+        &nonce,
+        "",
+    );
+    (
+        StatusCode::NO_CONTENT,
+        [
+            ("wechatpay-timestamp", signed.timestamp.to_string()),
+            ("wechatpay-nonce", signed.nonce),
+            ("wechatpay-signature", signed.signature),
+            ("wechatpay-serial", signed.serial),
+        ],
+    )
+        .into_response()
 }
 
 async fn wechat_refund(
@@ -797,6 +879,7 @@ async fn unionpay_gateway(
                 outcome: Outcome::Waiting,
                 trade_no: random_id("7026"),
                 refunds: HashMap::new(),
+                closed: false,
             };
             sandbox.open(&order_id, order, &headers);
             unionpay_answer(

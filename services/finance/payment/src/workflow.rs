@@ -155,6 +155,40 @@ impl Payments {
             return Ok(payment);
         }
         payment.rules().cancel().map_err(PaymentError::Refused)?;
+        // Closed at the channel first, so that the payer cannot pay what we
+        // call cancelled. A channel that refuses has most likely been paid
+        // meanwhile: ask it, and apply what it says.
+        match self.channels.close(payment.channel, &payment.id).await {
+            Ok(()) => {}
+            Err(CallError::Refused(why)) => {
+                if let Ok(Some(status)) = self
+                    .channels
+                    .query(payment.channel, &payment.id, payment.created_at)
+                    .await
+                {
+                    let applied = self
+                        .store
+                        .apply(&payment.id, &status.report, &status.channel_trade_id, None)
+                        .await;
+                    if let Ok(Applied::Moved(after)) = &applied
+                        && after.settlement == Settlement::Pending
+                    {
+                        self.settle(after).await;
+                    }
+                }
+                let after = self.store.get(payment_id).await?;
+                if !after.state.is_open() {
+                    return Err(PaymentError::Refused(crate::domain::Refusal::NotOpen(
+                        after.state,
+                    )));
+                }
+                return Err(PaymentError::ChannelRefused(why));
+            }
+            Err(CallError::NotConfigured(name)) => {
+                return Err(PaymentError::ChannelNotConfigured(name));
+            }
+            Err(CallError::Unknown(why)) => return Err(PaymentError::ChannelUnavailable(why)),
+        }
         let (after, changed) = self
             .store
             .close(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use finance_payment::domain::Channel;
+use finance_payment::domain::{Channel, Report};
 use finance_payment::keys::SigningKey;
 use finance_payment::provider;
 use finance_payment::sandbox::{self, Behaviour, Outcomes};
@@ -194,4 +194,42 @@ on_each_backend!(async fn the_sync_job_expires_unpaid_payments_and_late_money_is
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(actions, ["payment.created", "payment.opened", "payment.expired", "payment.notification_refused"]);
+});
+
+on_each_backend!(async fn cancelling_closes_the_payment_at_the_channel(backend) {
+    let options = Options {
+        behaviour: Behaviour { delay: Duration::from_secs(3600), ..Behaviour::default() },
+        ..Options::default()
+    };
+    let mut h = start(&backend, options).await;
+    let mut closed = Vec::new();
+    for channel in [pb::Channel::Alipay, pb::Channel::WechatPay, pb::Channel::Unionpay] {
+        let open = h.create(channel, 400).await;
+        closed.push(open.clone());
+        let cancel = pb::CancelPaymentRequest {
+            request_id: rid(),
+            payment_id: open.payment_id.clone(),
+            reason: "customer changed their mind".into(),
+        };
+        let cancelled = h.payments.cancel_payment(cancel.clone()).await.unwrap().into_inner().payment.unwrap();
+        assert_eq!(cancelled.state, pb::PaymentState::Expired as i32, "{channel:?}");
+        // Again: still cancelled, nothing else happens.
+        let again = h.payments.cancel_payment(cancel).await.unwrap().into_inner().payment.unwrap();
+        assert_eq!(again.state, pb::PaymentState::Expired as i32);
+    }
+    for channel in [Channel::Alipay, Channel::WechatPay] {
+        assert!(provider::call_count(channel, "close", "ok") >= 1, "{channel:?}");
+    }
+    // The providers now say closed (not paid); UnionPay's order lapses on
+    // its own and still waits there.
+    for (payment, channel, report) in [
+        (&closed[0], Channel::Alipay, Report::Declined),
+        (&closed[1], Channel::WechatPay, Report::Declined),
+        (&closed[2], Channel::UnionPay, Report::Waiting),
+    ] {
+        let created = payment.create_time.as_ref().map(meshwork_runtime::time::from_timestamp).unwrap();
+        let status = h.channels.query(channel, &payment.payment_id, created).await.unwrap().unwrap();
+        assert_eq!(status.report, report, "{channel:?}");
+    }
+    assert_eq!(h.balance(&h.merchant.clone()).await, 0);
 });

@@ -25,6 +25,8 @@ pub type PaymentsClient = pb::payment_service_client::PaymentServiceClient<Chann
 pub struct Harness {
     _servers: Vec<TestServer>,
     pub sandbox: Sandbox,
+    /// The channels as the service sees them (to ask the provider).
+    pub channels: finance_payment::Channels,
     /// The service's workflow (to run a sync pass at a chosen time).
     pub workflow: finance_payment::workflow::Payments,
     /// `http://127.0.0.1:<port>` of the REST edge.
@@ -206,6 +208,11 @@ pub async fn start(backend: &Backend, options: Options) -> Harness {
         _servers: servers,
         sandbox,
         workflow: workflow.expect("registered"),
+        channels: finance_payment::Channels::new(
+            Credentials::from_file(&file).unwrap(),
+            HttpClient::new(Duration::from_secs(5)),
+            300,
+        ),
         edge,
         accounts,
         trail,

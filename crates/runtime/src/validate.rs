@@ -88,12 +88,22 @@ impl Checks {
         }
     }
 
-    /// A required free text of at most `max` characters.
+    /// A required free text of at most `max` characters. Line breaks and
+    /// tabs are text; other control characters are not (PostgreSQL refuses
+    /// NUL in text, and none of them belongs in a memo).
     pub fn text(&mut self, field: &str, value: &str, required: bool, max: usize) {
         if required && value.trim().is_empty() {
             self.fail(field, "is required");
         } else if value.chars().count() > max {
             self.fail(field, format!("must be at most {max} characters"));
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            self.fail(
+                field,
+                "must not contain control characters other than line breaks and tabs",
+            );
         }
     }
 
@@ -287,6 +297,21 @@ mod tests {
         assert_eq!(next_page_token(&mut rows, 2, |r| r.to_string()), "2");
         assert_eq!(rows, [1, 2]);
         assert_eq!(next_page_token(&mut rows, 2, |r| r.to_string()), "");
+    }
+
+    #[test]
+    fn free_text_keeps_line_breaks_and_refuses_other_controls() {
+        let mut checks = Checks::new();
+        checks.text("memo", "two\nlines\tand a tab", false, 64);
+        assert!(checks.finish().is_ok());
+        let mut checks = Checks::new();
+        checks.text("memo", "nul\0inside", false, 64);
+        checks.text("reason", "bell\u{7}", true, 64);
+        let Err(Invalid(violations)) = checks.finish() else {
+            panic!("expected violations")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["memo", "reason"]);
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub enum ChannelError {
     /// The encrypted resource does not decrypt (wrong key or tampered).
     #[error("resource does not decrypt")]
     Undecryptable,
+    /// Signed by the provider, but for another merchant (app id, merchant
+    /// id): the provider signs every merchant's notifications with one key.
+    #[error("notification for another merchant")]
+    OtherMerchant,
 }
 
 /// Parameters sorted by name (byte order, which is ASCII order for these

@@ -69,6 +69,7 @@ impl PaymentError {
             Self::Notification(ChannelError::StaleTimestamp) => "STALE_TIMESTAMP",
             Self::Notification(ChannelError::Algorithm(_)) => "UNSUPPORTED_ALGORITHM",
             Self::Notification(ChannelError::Undecryptable) => "UNDECRYPTABLE",
+            Self::Notification(ChannelError::OtherMerchant) => "OTHER_MERCHANT",
             Self::Notification(ChannelError::Malformed(_)) => "MALFORMED",
             Self::ReplayedNonce => "REPLAYED_NONCE",
             Self::Refused(Refusal::AmountMismatch { .. }) => "AMOUNT_MISMATCH",

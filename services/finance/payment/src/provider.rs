@@ -68,6 +68,9 @@ pub struct RefundOrder<'a> {
     pub currency: &'a str,
     /// Why.
     pub reason: &'a str,
+    /// When the refund was asked for, microseconds: UnionPay names a
+    /// transaction by its time, so every retry sends the same one.
+    pub created_at: i64,
 }
 
 /// What a provider's answer to a query said.
@@ -386,12 +389,17 @@ impl Channels {
                 let alipay = self.alipay().map_err(|_| not_configured)?;
                 let params = form_decode(body);
                 let notification = notifications::alipay(&params, &alipay.alipay_key)?;
+                // Alipay signs every merchant's notifications with its one
+                // key: the app id says whether this one is ours.
+                if params.get("app_id") != Some(&alipay.app_id) {
+                    return Err(ChannelError::OtherMerchant);
+                }
                 // The signed notify_time (China Standard Time) must be recent.
                 let sent = params
                     .get("notify_time")
                     .and_then(|t| clock::parse_alipay_time(t))
                     .ok_or(ChannelError::Malformed("notify_time"))?;
-                if (now_secs - sent).abs() > self.window_secs {
+                if now_secs.abs_diff(sent) > self.window_secs.unsigned_abs() {
                     return Err(ChannelError::StaleTimestamp);
                 }
                 Ok(Received {
@@ -423,8 +431,11 @@ impl Channels {
             }
             Channel::UnionPay => {
                 let unionpay = self.unionpay().map_err(|_| not_configured)?;
-                let notification =
-                    notifications::unionpay(&form_decode(body), &unionpay.certificates)?;
+                let params = form_decode(body);
+                let notification = notifications::unionpay(&params, &unionpay.certificates)?;
+                if params.get("merId") != Some(&unionpay.mer_id) {
+                    return Err(ChannelError::OtherMerchant);
+                }
                 Ok(Received {
                     replay_key: notification.notification_id.clone(),
                     notification,
@@ -501,12 +512,13 @@ impl Channels {
     }
 
     async fn alipay_open(&self, order: &Order<'_>) -> Result<Opened, CallError> {
-        let timeout_minutes = ((order.expires_at - order.created_at) / 60_000_000).max(1);
+        // An absolute expiry: a payment opened late (by the sync job) must
+        // not stay payable longer than it lives here.
         let biz = serde_json::json!({
             "out_trade_no": order.payment_id,
             "total_amount": yuan(order.amount_minor),
             "subject": order.description,
-            "timeout_express": format!("{timeout_minutes}m"),
+            "time_expire": clock::alipay_time(order.expires_at),
         });
         let answer = self
             .alipay_call("alipay.trade.precreate", biz, Some(order.notify_url))
@@ -844,7 +856,7 @@ impl Channels {
                     ("bizType", "000201".into()),
                     ("orderId", refund.refund_id.to_owned()),
                     ("origQryId", refund.channel_trade_id.to_owned()),
-                    ("txnTime", clock::unionpay_time(now_micros())),
+                    ("txnTime", clock::unionpay_time(refund.created_at)),
                     ("txnAmt", refund.amount_minor.to_string()),
                     ("currencyCode", currency.to_owned()),
                 ],

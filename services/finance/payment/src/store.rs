@@ -357,23 +357,30 @@ impl Store {
         Ok(payment)
     }
 
-    /// An open payment → FAILED or EXPIRED, for `reason` (the channel
-    /// refused to open it, cancelled, out of time).
+    /// A payment in one of `from` (open states, at most two) → FAILED or
+    /// EXPIRED, for `reason` (the channel refused to open it, cancelled,
+    /// out of time).
     pub async fn close(
         &self,
         payment_id: &str,
+        from: &[PaymentState],
         to: PaymentState,
         reason: &str,
         action: &str,
     ) -> Result<(Payment, bool), PaymentError> {
+        debug_assert!(from.iter().all(|s| s.is_open()));
+        // Two guards cover the states this may start from.
+        let either = |i: usize| from.get(i).or(from.first()).map_or("", |s| s.as_str());
         let update = sqlx::query(
             "UPDATE payments SET state = $1, failure_reason = $2, updated_at = $3 \
-             WHERE payment_id = $4 AND state IN ('CREATED', 'PENDING')",
+             WHERE payment_id = $4 AND state IN ($5, $6)",
         )
         .bind(to.as_str())
         .bind(reason)
         .bind(now_micros())
-        .bind(payment_id);
+        .bind(payment_id)
+        .bind(either(0))
+        .bind(either(1));
         let outcome = if to == PaymentState::Failed {
             "FAILED"
         } else {

@@ -136,10 +136,18 @@ impl Payments {
         match self.channels.open(payment.channel, &order).await {
             Ok(opened) => self.store.mark_opened(&payment.id, &opened.pay_url).await,
             Err(CallError::Refused(why)) => {
+                // Only a payment no earlier attempt opened fails: a retry
+                // racing the first call must not fail what the payer holds.
                 let reason = format!("CHANNEL_REFUSED: {why}");
                 let (payment, _) = self
                     .store
-                    .close(&payment.id, PaymentState::Failed, &reason, "payment.failed")
+                    .close(
+                        &payment.id,
+                        &[PaymentState::Created],
+                        PaymentState::Failed,
+                        &reason,
+                        "payment.failed",
+                    )
                     .await?;
                 Ok(payment)
             }
@@ -155,11 +163,45 @@ impl Payments {
             return Ok(payment);
         }
         payment.rules().cancel().map_err(PaymentError::Refused)?;
-        // Closed at the channel first, so that the payer cannot pay what we
-        // call cancelled. A channel that refuses has most likely been paid
-        // meanwhile: ask it, and apply what it says.
+        if payment.channel == Channel::UnionPay && payment.state == PaymentState::Pending {
+            // UnionPay cannot close an unpaid purchase: calling it cancelled
+            // while the payer can still pay would lose their money.
+            return Err(PaymentError::ChannelRefused(
+                "UnionPay cannot close an unpaid order; it lapses at its expiry".into(),
+            ));
+        }
+        self.close_at_channel(&payment).await?;
+        let (after, changed) = self
+            .store
+            .close(
+                payment_id,
+                &[PaymentState::Created, PaymentState::Pending],
+                PaymentState::Expired,
+                &format!("CANCELLED: {reason}"),
+                "payment.cancelled",
+            )
+            .await?;
+        if !changed && after.state != PaymentState::Expired {
+            // Paid or failed in between.
+            return Err(PaymentError::Refused(crate::domain::Refusal::NotOpen(
+                after.state,
+            )));
+        }
+        Ok(after)
+    }
+
+    /// Closes an open payment at its channel, so that the payer cannot pay
+    /// what we are about to call expired or cancelled. A channel that
+    /// refuses has most likely been paid meanwhile: it is asked, what it
+    /// says is applied (and settled), and the refusal returned.
+    async fn close_at_channel(&self, payment: &Payment) -> Result<(), PaymentError> {
+        if payment.state == PaymentState::Created {
+            // Never opened there (or its opening is unknown: the query of
+            // the sync job finds it).
+            return Ok(());
+        }
         match self.channels.close(payment.channel, &payment.id).await {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(CallError::Refused(why)) => {
                 if let Ok(Some(status)) = self
                     .channels
@@ -176,35 +218,17 @@ impl Payments {
                         self.settle(after).await;
                     }
                 }
-                let after = self.store.get(payment_id).await?;
+                let after = self.store.get(&payment.id).await?;
                 if !after.state.is_open() {
                     return Err(PaymentError::Refused(crate::domain::Refusal::NotOpen(
                         after.state,
                     )));
                 }
-                return Err(PaymentError::ChannelRefused(why));
+                Err(PaymentError::ChannelRefused(why))
             }
-            Err(CallError::NotConfigured(name)) => {
-                return Err(PaymentError::ChannelNotConfigured(name));
-            }
-            Err(CallError::Unknown(why)) => return Err(PaymentError::ChannelUnavailable(why)),
+            Err(CallError::NotConfigured(name)) => Err(PaymentError::ChannelNotConfigured(name)),
+            Err(CallError::Unknown(why)) => Err(PaymentError::ChannelUnavailable(why)),
         }
-        let (after, changed) = self
-            .store
-            .close(
-                payment_id,
-                PaymentState::Expired,
-                &format!("CANCELLED: {reason}"),
-                "payment.cancelled",
-            )
-            .await?;
-        if !changed && after.state != PaymentState::Expired {
-            // Paid or failed in between.
-            return Err(PaymentError::Refused(crate::domain::Refusal::NotOpen(
-                after.state,
-            )));
-        }
-        Ok(after)
     }
 
     /// Takes a channel's notification: checked, applied at most once, the
@@ -306,7 +330,11 @@ impl Payments {
         match self.try_settle(payment).await {
             Ok(()) => {}
             Err(PaymentError::Upstream { service, cause }) => {
-                tracing::warn!(payment = %payment.id, service, %cause, "settlement postponed")
+                tracing::warn!(payment = %payment.id, service, %cause, "settlement postponed");
+                // To the back of the sync job's queue.
+                if let Err(error) = self.store.touch(&payment.id).await {
+                    tracing::warn!(payment = %payment.id, %error, "not touched");
+                }
             }
             Err(error) => tracing::error!(payment = %payment.id, %error, "settlement failed"),
         }
@@ -477,8 +505,8 @@ impl Payments {
                 let transfer = response.into_inner().transfer.unwrap_or_default();
                 use transaction_pb::TransferState as S;
                 match S::try_from(transfer.state).unwrap_or(S::Unspecified) {
-                    S::Posted | S::Reversed => {}
-                    S::Rejected | S::Failed => {
+                    S::Posted => {}
+                    S::Rejected | S::Failed | S::Reversed => {
                         return Ok(Some(format!(
                             "MERCHANT_DEBIT_REFUSED: {}",
                             transfer.failure_reason
@@ -508,12 +536,14 @@ impl Payments {
             total_minor: payment.amount_minor,
             currency: &payment.currency,
             reason: &refund.reason,
+            created_at: refund.created_at,
         };
         match self.channels.refund(payment.channel, &order).await {
             Ok(()) => {}
             Err(CallError::Refused(why)) => {
-                // Give the merchant its money back before failing the refund.
-                transfers
+                // Give the merchant its money back before failing the refund;
+                // until that transfer is posted the refund stays PROCESSING.
+                let undo = transfers
                     .transfer(transaction_pb::TransferRequest {
                         request_id: format!("refund-undo:{}", refund.id),
                         from_account_id: clearing,
@@ -522,7 +552,19 @@ impl Payments {
                         memo: format!("refund {} refused by the channel", refund.id),
                     })
                     .await
-                    .map_err(upstream("finance.transaction"))?;
+                    .map_err(upstream("finance.transaction"))?
+                    .into_inner()
+                    .transfer
+                    .unwrap_or_default();
+                if undo.state != transaction_pb::TransferState::Posted as i32 {
+                    return Err(PaymentError::Upstream {
+                        service: "finance.transaction",
+                        cause: format!(
+                            "the merchant's money is not back yet (state {})",
+                            undo.state
+                        ),
+                    });
+                }
                 return Ok(Some(format!("CHANNEL_REFUSED: {why}")));
             }
             Err(other) => return Err(PaymentError::ChannelUnavailable(other.to_string())),
@@ -568,6 +610,9 @@ impl Payments {
             }
             if let Err(error) = self.sync_payment(&payment, now).instrument(span).await {
                 tracing::warn!(payment = %payment.id, %error, "sync: not settled yet");
+                // To the back of the queue, so that one stuck payment does
+                // not hold up the others.
+                self.store.touch(&payment.id).await?;
             }
         }
         for refund in refunds {
@@ -620,9 +665,11 @@ impl Payments {
                 }
             };
             if payment.rules().expired_at(now) {
+                self.close_at_channel(&payment).await?;
                 self.store
                     .close(
                         &payment.id,
+                        &[PaymentState::Created, PaymentState::Pending],
                         PaymentState::Expired,
                         "EXPIRED",
                         "payment.expired",

@@ -186,7 +186,8 @@ pub fn verify(
     let key = platform
         .get(&headers.serial)
         .ok_or_else(|| ChannelError::UnknownSerial(headers.serial.clone()))?;
-    if (now_secs - headers.timestamp).abs() > window_secs {
+    // abs_diff: the timestamp comes from outside and may be anything.
+    if now_secs.abs_diff(headers.timestamp) > window_secs.unsigned_abs() {
         return Err(ChannelError::StaleTimestamp);
     }
     let message = response_message(headers.timestamp, &headers.nonce, body);

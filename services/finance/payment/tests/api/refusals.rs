@@ -113,8 +113,16 @@ on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(back
         .unwrap_err();
     assert_eq!(meshwork_testkit::reason(&early), "PAYMENT_NOT_PAID");
 
-    // A cancelled payment does not come back to life.
-    let cancelled = h
+    // Signed by the provider, but for another merchant.
+    let other = sandbox::unionpay_notification(&keys.unionpay, &keys.unionpay_cert_id, "898000000000001", &what(&up, 3_000), now);
+    refused(&h.post_notification("unionpay", FORM, &[], other).await, 401, "OTHER_MERCHANT");
+    let ali2 = h.create(pb::Channel::Alipay, 500).await;
+    let stranger_app = sandbox::alipay_notification(&keys.alipay, "2099000000000000", &what(&ali2, 500), "n9", now);
+    refused(&h.post_notification("alipay", FORM, &[], stranger_app).await, 401, "OTHER_MERCHANT");
+    assert_eq!(h.get(&ali2.payment_id).await.state, pb::PaymentState::Pending as i32);
+    // UnionPay cannot close an unpaid order: cancelling it is refused, as
+    // calling it cancelled while the payer can still pay would lose money.
+    let cancel = h
         .payments
         .cancel_payment(pb::CancelPaymentRequest {
             request_id: rid(),
@@ -122,14 +130,9 @@ on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(back
             reason: "order withdrawn".into(),
         })
         .await
-        .unwrap()
-        .into_inner()
-        .payment
-        .unwrap();
-    assert_eq!(cancelled.state, pb::PaymentState::Expired as i32);
-    let late = sandbox::unionpay_notification(&keys.unionpay, &keys.unionpay_cert_id, &mer_id, &what(&up, 3_000), now);
-    refused(&h.post_notification("unionpay", FORM, &[], late).await, 400, "STATE_WOULD_MOVE_BACKWARDS");
-    assert_eq!(h.get(&up.payment_id).await.state, pb::PaymentState::Expired as i32);
+        .unwrap_err();
+    assert_eq!(meshwork_testkit::reason(&cancel), "CHANNEL_REFUSED");
+    assert_eq!(h.get(&up.payment_id).await.state, pb::PaymentState::Pending as i32);
 
     // Only the two genuine payments reached the merchant.
     assert_eq!(h.balance(&h.merchant.clone()).await, 3_000);
@@ -151,14 +154,14 @@ on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(back
             .into_iter()
             .filter_map(|r| r.event?.attributes.get("reason").cloned())
             .collect::<Vec<_>>();
-        if reasons.len() >= 12 {
+        if reasons.len() >= 13 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     reasons.sort();
-    assert_eq!(reasons.len(), 12, "{reasons:?}");
-    for reason in ["BAD_SIGNATURE", "UNKNOWN_SERIAL", "STALE_TIMESTAMP", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "REPLAYED_NONCE", "STATE_WOULD_MOVE_BACKWARDS"] {
+    assert_eq!(reasons.len(), 13, "{reasons:?}");
+    for reason in ["BAD_SIGNATURE", "UNKNOWN_SERIAL", "STALE_TIMESTAMP", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "REPLAYED_NONCE", "OTHER_MERCHANT"] {
         assert!(reasons.iter().any(|r| r == reason), "{reason} not recorded: {reasons:?}");
     }
 });
@@ -203,7 +206,7 @@ on_each_backend!(async fn cancelling_closes_the_payment_at_the_channel(backend) 
     };
     let mut h = start(&backend, options).await;
     let mut closed = Vec::new();
-    for channel in [pb::Channel::Alipay, pb::Channel::WechatPay, pb::Channel::Unionpay] {
+    for channel in [pb::Channel::Alipay, pb::Channel::WechatPay] {
         let open = h.create(channel, 400).await;
         closed.push(open.clone());
         let cancel = pb::CancelPaymentRequest {
@@ -220,16 +223,28 @@ on_each_backend!(async fn cancelling_closes_the_payment_at_the_channel(backend) 
     for channel in [Channel::Alipay, Channel::WechatPay] {
         assert!(provider::call_count(channel, "close", "ok") >= 1, "{channel:?}");
     }
-    // The providers now say closed (not paid); UnionPay's order lapses on
-    // its own and still waits there.
-    for (payment, channel, report) in [
-        (&closed[0], Channel::Alipay, Report::Declined),
-        (&closed[1], Channel::WechatPay, Report::Declined),
-        (&closed[2], Channel::UnionPay, Report::Waiting),
-    ] {
+    // The providers now say closed (not paid).
+    for (payment, channel) in [(&closed[0], Channel::Alipay), (&closed[1], Channel::WechatPay)] {
         let created = payment.create_time.as_ref().map(meshwork_runtime::time::from_timestamp).unwrap();
         let status = h.channels.query(channel, &payment.payment_id, created).await.unwrap().unwrap();
-        assert_eq!(status.report, report, "{channel:?}");
+        assert_eq!(status.report, Report::Declined, "{channel:?}");
     }
-    assert_eq!(h.balance(&h.merchant.clone()).await, 0);
+    // A payment the channel already took cannot be cancelled: the refusal
+    // to close is followed by a query, and the payment is settled instead.
+    let paid_meanwhile = h.create(pb::Channel::WechatPay, 600).await;
+    // The payer pays; the notification has not arrived yet.
+    assert!(h.sandbox.pay(&paid_meanwhile.payment_id));
+    let refused_cancel = h
+        .payments
+        .cancel_payment(pb::CancelPaymentRequest {
+            request_id: rid(),
+            payment_id: paid_meanwhile.payment_id.clone(),
+            reason: "too late".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(meshwork_testkit::reason(&refused_cancel), "PAYMENT_NOT_OPEN");
+    let settled = h.settled(&paid_meanwhile.payment_id).await;
+    assert_eq!(settled.state, pb::PaymentState::Succeeded as i32);
+    assert_eq!(h.balance(&h.merchant.clone()).await, 600);
 });

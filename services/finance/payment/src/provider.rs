@@ -280,6 +280,9 @@ impl std::fmt::Debug for Channels {
 impl Channels {
     /// The channels of `credentials`, called through `http`.
     pub fn new(credentials: Credentials, http: HttpClient, window_secs: i64) -> Self {
+        // The metric families exist from the start (at zero), so that alerts
+        // on them do not depend on a first call.
+        metrics();
         Self {
             credentials,
             http,

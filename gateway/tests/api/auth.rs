@@ -268,3 +268,31 @@ async fn cors_preflight_is_answered_before_routing() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_makes_a_route_public_and_passes_its_headers() {
+    let edge = echo::start_with(auth_config()).await;
+    let headers = [
+        ("x-provider-signature", "sig-1"),
+        ("x-other", "not passed"),
+        // Ignored on a public route, not refused.
+        ("authorization", "Bearer not-a-token"),
+    ];
+    let answer = edge
+        .call_with(Method::POST, "/v1/callbacks/c1", Some("{}"), &headers)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.json);
+    assert_eq!(
+        answer.headers["grpc-metadata-x-provider-signature"],
+        "sig-1"
+    );
+    assert!(!answer.headers.contains_key("grpc-metadata-x-other"));
+    assert!(
+        !answer
+            .headers
+            .contains_key("grpc-metadata-x-meshwork-subject")
+    );
+    // Other routes still need a token.
+    let private = edge.call(Method::PUT, "/v1/echo/a:all", Some("{}")).await;
+    assert_eq!(private.status, StatusCode::UNAUTHORIZED);
+}

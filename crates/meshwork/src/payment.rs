@@ -65,18 +65,6 @@ pub struct PaymentArgs {
     pub payment_sandbox_lost_rate: f64,
 }
 
-impl Default for PaymentArgs {
-    fn default() -> Self {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: PaymentArgs,
-        }
-        Wrapper::parse_from(["meshwork"]).args
-    }
-}
-
 /// The two sides of the channels' keys in this process.
 pub struct Keys {
     /// The payment service's.

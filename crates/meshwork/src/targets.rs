@@ -170,7 +170,7 @@ pub async fn start(
                 .context("finance.payment: no channel credentials")?;
             let storage = open_storage(target, args).await?;
             let window = payment_args.payment_notify_window.as_secs() as i64;
-            let http = finance_payment::http::HttpClient::new(args.client_timeout);
+            let http = meshwork_runtime::http_client::HttpClient::new(args.client_timeout);
             let deps = finance_payment::Deps {
                 channels: finance_payment::Channels::new(credentials, http, window),
                 ledger: upstream(finance_account::TARGET, args, served)?,

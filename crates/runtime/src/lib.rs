@@ -37,6 +37,7 @@ pub mod db;
 pub mod deadline;
 pub mod errors;
 pub mod health;
+pub mod http_client;
 pub mod idempotency;
 pub mod metrics;
 pub mod outbox;

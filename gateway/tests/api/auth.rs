@@ -277,6 +277,8 @@ async fn the_contract_makes_a_route_public_and_passes_its_headers() {
         ("x-other", "not passed"),
         // Ignored on a public route, not refused.
         ("authorization", "Bearer not-a-token"),
+        // No verified subject on a public route, and no spoofed one either.
+        ("grpc-metadata-x-meshwork-subject", "mallory"),
     ];
     let answer = edge
         .call_with(Method::POST, "/v1/callbacks/c1", Some("{}"), &headers)

@@ -60,6 +60,18 @@ pub fn sorted_pairs(params: &BTreeMap<String, String>, exclude: &[&str]) -> Stri
         .join("&")
 }
 
+/// `k=v&k=v`, URL-encoded.
+pub fn form_encode<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// The pairs of a URL-encoded form (a repeated name keeps its last value).
+pub fn form_decode(body: &[u8]) -> BTreeMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
 #[cfg(test)]
 pub(crate) mod vectors {
     //! The known-answer vectors of `tests/vectors/`.

@@ -22,7 +22,6 @@ pub mod clock;
 pub mod credentials;
 pub mod domain;
 pub mod error;
-pub mod http;
 pub mod keys;
 pub mod notifications;
 pub mod provider;

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use http::{HeaderName, Method, header};
+use http::{Method, header};
 use meshwork_runtime::time::now_micros;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -22,7 +22,9 @@ use crate::channels::{ChannelError, alipay, unionpay, wechat};
 use crate::clock;
 use crate::credentials::{self, Credentials};
 use crate::domain::{Channel, Report};
-use crate::http::{Answer, HttpClient, HttpError, form_decode, form_encode};
+use meshwork_runtime::http_client::{Answer, HttpClient, HttpError};
+
+use crate::channels::{form_decode, form_encode};
 use crate::notifications::{self, Notification};
 
 /// What the payer needs to pay an opened payment.
@@ -91,6 +93,9 @@ pub enum CallError {
     /// No trustworthy answer; the outcome at the provider is unknown.
     #[error("no answer from the channel: {0}")]
     Unknown(String),
+    /// No answer in time; the outcome at the provider is unknown.
+    #[error("no answer from the channel within {0:?}")]
+    Timeout(std::time::Duration),
     /// The channel is not configured.
     #[error("channel {0} is not configured")]
     NotConfigured(&'static str),
@@ -191,8 +196,8 @@ fn count_call<T>(channel: Channel, operation: &'static str, result: &Result<T, C
     let outcome = match result {
         Ok(_) => "ok",
         Err(CallError::Refused(_)) => "refused",
-        Err(CallError::Unknown(why)) if why.starts_with("timeout") => "timeout",
-        Err(_) => "failure",
+        Err(CallError::Timeout(_)) => "timeout",
+        Err(CallError::Unknown(_) | CallError::NotConfigured(_)) => "failure",
     };
     metrics()
         .calls
@@ -206,7 +211,7 @@ fn count_call<T>(channel: Channel, operation: &'static str, result: &Result<T, C
 
 fn unknown(error: HttpError) -> CallError {
     match error {
-        HttpError::Timeout(after) => CallError::Unknown(format!("timeout after {after:?}")),
+        HttpError::Timeout(after) => CallError::Timeout(after),
         HttpError::Transport(why) => CallError::Unknown(why),
     }
 }
@@ -900,16 +905,6 @@ fn unionpay_refusal(answer: &BTreeMap<String, String>) -> String {
         answer.get("respCode").map_or("?", String::as_str),
         answer.get("respMsg").map_or("", String::as_str)
     )
-}
-
-/// Headers of a request to forward: names lower case.
-pub fn header_pairs<'a>(
-    headers: impl IntoIterator<Item = (&'a HeaderName, &'a http::HeaderValue)>,
-) -> Vec<(String, String)> {
-    headers
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect()
 }
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ use crate::channels::{alipay, unionpay, wechat};
 use crate::clock;
 use crate::credentials::{SANDBOX_MERCHANT_CERT_ID, SandboxKeys};
 use crate::domain::Channel;
-use crate::http::{HttpClient, form_decode, form_encode};
+use meshwork_runtime::http_client::HttpClient;
+
+use crate::channels::{form_decode, form_encode};
 use crate::keys::SigningKey;
 use crate::notifications::{decimal_to_minor, unionpay_currency, unionpay_currency_code};
 

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use transaction_pb::transaction_service_client::TransactionServiceClient;
 
-use crate::domain::{Channel, PaymentState, Report};
+use crate::domain::{Channel, PaymentState};
 use crate::error::PaymentError;
 use crate::provider::{self, CallError, Channels, Order, RefundOrder};
 use crate::store::{
@@ -152,7 +152,9 @@ impl Payments {
                 Ok(payment)
             }
             Err(CallError::NotConfigured(name)) => Err(PaymentError::ChannelNotConfigured(name)),
-            Err(CallError::Unknown(why)) => Err(PaymentError::ChannelUnavailable(why)),
+            Err(unanswered @ (CallError::Unknown(_) | CallError::Timeout(_))) => {
+                Err(PaymentError::ChannelUnavailable(unanswered.to_string()))
+            }
         }
     }
 
@@ -227,7 +229,9 @@ impl Payments {
                 Err(PaymentError::ChannelRefused(why))
             }
             Err(CallError::NotConfigured(name)) => Err(PaymentError::ChannelNotConfigured(name)),
-            Err(CallError::Unknown(why)) => Err(PaymentError::ChannelUnavailable(why)),
+            Err(unanswered @ (CallError::Unknown(_) | CallError::Timeout(_))) => {
+                Err(PaymentError::ChannelUnavailable(unanswered.to_string()))
+            }
         }
     }
 
@@ -714,6 +718,3 @@ fn current_traceparent() -> String {
         .unwrap_or_default()
         .to_owned()
 }
-
-/// The report type is re-exported for tests of the sync job.
-pub type ChannelReport = Report;

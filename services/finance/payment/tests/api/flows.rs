@@ -135,7 +135,7 @@ async fn one_trace_from_the_rest_call_to_the_settlement() {
         "channel": "CHANNEL_WECHAT_PAY",
     })
     .to_string();
-    let answer = finance_payment::http::HttpClient::new(Duration::from_secs(10))
+    let answer = meshwork_runtime::http_client::HttpClient::new(Duration::from_secs(10))
         .send(
             "test create",
             http::Method::POST,

@@ -27,7 +27,7 @@ fn what(payment: &pb::Payment, amount_minor: i64) -> Outcomes<'_> {
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn refused(answer: &finance_payment::http::Answer, status: u16, reason: &str) {
+fn refused(answer: &meshwork_runtime::http_client::Answer, status: u16, reason: &str) {
     assert_eq!(answer.status.as_u16(), status, "{}", answer.text());
     assert!(
         answer.text().contains(reason),

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use finance_payment::credentials::{self, Credentials};
-use finance_payment::http::{Answer, HttpClient};
 use finance_payment::sandbox::{Behaviour, Sandbox};
 use meshwork_gateway::edge::{Gateway, GatewayConfig};
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
@@ -12,6 +11,7 @@ use meshwork_proto::meshwork::finance::audit::v1 as audit_pb;
 use meshwork_proto::meshwork::finance::payment::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::client::{self, ClientPolicy};
+use meshwork_runtime::http_client::{Answer, HttpClient};
 use meshwork_runtime::outbox::{self, Relay};
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_testkit::{Backend, TestServer};

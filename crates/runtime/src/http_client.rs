@@ -1,17 +1,18 @@
-//! A small HTTP/1.1 client for talking to payment providers (and, in the
-//! sandbox, to the notification URL): each call is a client span whose
-//! context travels in `traceparent`, with a deadline, and the answer read
-//! whole (provider answers are small).
+//! The outgoing HTTP/1.1 client, for what is not gRPC (payment providers,
+//! webhooks): the same promises as [`crate::client`] makes for gRPC — each
+//! call is a client span whose context travels in `traceparent`, and its
+//! deadline is no longer than what is left of the caller's own. Answers are
+//! read whole (they are small: provider answers, acknowledgements).
 
 use std::time::Duration;
 
+use crate::{deadline, propagation};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use meshwork_runtime::propagation;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -61,7 +62,8 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// A client whose calls give up after `timeout`.
+    /// A client whose calls give up after `timeout` (or sooner, when the
+    /// caller's own deadline is nearer).
     pub fn new(timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
@@ -123,10 +125,10 @@ impl HttpClient {
                 body,
             })
         };
-        let outcome = match tokio::time::timeout(self.timeout, call.instrument(span.clone())).await
-        {
+        let budget = deadline::budget(self.timeout);
+        let outcome = match tokio::time::timeout(budget, call.instrument(span.clone())).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(HttpError::Timeout(self.timeout)),
+            Err(_) => Err(HttpError::Timeout(budget)),
         };
         match &outcome {
             Ok(answer) => {
@@ -141,16 +143,4 @@ impl HttpClient {
         }
         outcome
     }
-}
-
-/// `k=v&k=v`, URL-encoded.
-pub fn form_encode<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-/// The pairs of a URL-encoded form (a repeated name keeps its last value).
-pub fn form_decode(body: &[u8]) -> std::collections::BTreeMap<String, String> {
-    form_urlencoded::parse(body).into_owned().collect()
 }

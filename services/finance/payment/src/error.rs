@@ -21,6 +21,12 @@ pub enum PaymentError {
     /// The payment rules refuse it.
     #[error("{0}")]
     Refused(Refusal),
+    /// The merchant account does not exist.
+    #[error("merchant account {0} not found")]
+    MerchantNotFound(String),
+    /// The merchant account cannot take the payment.
+    #[error("merchant account {account_id} cannot take this payment: {why}")]
+    MerchantUnusable { account_id: String, why: String },
     /// A refund before the merchant was credited.
     #[error("payment {0} is not settled yet; refunds wait until the merchant is credited")]
     NotSettled(String),
@@ -81,6 +87,8 @@ impl PaymentError {
             Self::Refused(Refusal::NotOpen(_)) => "PAYMENT_NOT_OPEN",
             Self::NotFound(_) => "PAYMENT_NOT_FOUND",
             Self::NotSettled(_) => "PAYMENT_NOT_SETTLED",
+            Self::MerchantNotFound(_) => "MERCHANT_ACCOUNT_NOT_FOUND",
+            Self::MerchantUnusable { .. } => "MERCHANT_ACCOUNT_UNUSABLE",
             Self::ChannelNotConfigured(_) => "CHANNEL_NOT_CONFIGURED",
             Self::ChannelUnavailable(_) => "CHANNEL_UNAVAILABLE",
             Self::ChannelRefused(_) => "CHANNEL_REFUSED",
@@ -127,6 +135,10 @@ impl From<PaymentError> for Status {
         match &error {
             Invalid(violations) => errors::invalid_argument(violations),
             NotFound(id) => errors::not_found("payment", &format!("payments/{id}")),
+            MerchantNotFound(id) => errors::not_found("account", &format!("accounts/{id}")),
+            MerchantUnusable { account_id, .. } => {
+                errors::failed_precondition(reason, &format!("accounts/{account_id}"), &message)
+            }
             Refused(_) | NotSettled(_) | ChannelNotConfigured(_) | ChannelRefused(_) => {
                 errors::failed_precondition(reason, "payment", &message)
             }

@@ -229,6 +229,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `request_id` was used before (by any request).
+    pub async fn claimed(&self, request_id: &str) -> Result<bool, PaymentError> {
+        let row = sqlx::query("SELECT 1 AS found FROM idempotency_keys WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Accepts a payment once per request id (CREATED); a repeated request
     /// id gets the payment it created.
     pub async fn create(

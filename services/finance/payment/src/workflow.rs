@@ -114,12 +114,54 @@ impl Payments {
         if !self.channels.configured(new.channel) {
             return Err(PaymentError::ChannelNotConfigured(new.channel.as_str()));
         }
+        // A merchant account that cannot take the money is refused before
+        // the payer is asked to pay (a replay returns what was created).
+        if !self.store.claimed(request_id).await? {
+            self.check_merchant(new).await?;
+        }
         let traceparent = current_traceparent();
         let payment = self.store.create(request_id, new, &traceparent).await?;
         if payment.state != PaymentState::Created {
             return Ok(payment);
         }
         self.open(&payment).await
+    }
+
+    /// Whether the merchant account exists, is active, is a customer
+    /// account, and holds the payment's currency.
+    async fn check_merchant(&self, new: &NewPayment) -> Result<(), PaymentError> {
+        let mut ledger = self.ledger.clone();
+        let account = match ledger
+            .get_account(account_pb::GetAccountRequest {
+                account_id: new.merchant_account_id.clone(),
+            })
+            .await
+        {
+            Ok(answer) => answer.into_inner().account.unwrap_or_default(),
+            Err(status) if status.code() == Code::NotFound => {
+                return Err(PaymentError::MerchantNotFound(
+                    new.merchant_account_id.clone(),
+                ));
+            }
+            Err(status) => return Err(upstream("finance.account")(status)),
+        };
+        let unusable = |why: String| PaymentError::MerchantUnusable {
+            account_id: new.merchant_account_id.clone(),
+            why,
+        };
+        if account.currency != new.currency {
+            return Err(unusable(format!(
+                "it holds {}, the payment is in {}",
+                account.currency, new.currency
+            )));
+        }
+        if account.state != account_pb::AccountState::Active as i32 {
+            return Err(unusable("it is not active (frozen or closed)".into()));
+        }
+        if account.r#type == account_pb::AccountType::Settlement as i32 {
+            return Err(unusable("it is a settlement account".into()));
+        }
+        Ok(())
     }
 
     async fn open(&self, payment: &Payment) -> Result<Payment, PaymentError> {

@@ -248,3 +248,61 @@ on_each_backend!(async fn cancelling_closes_the_payment_at_the_channel(backend) 
     assert_eq!(settled.state, pb::PaymentState::Succeeded as i32);
     assert_eq!(h.balance(&h.merchant.clone()).await, 600);
 });
+
+on_each_backend!(async fn merchant_accounts_that_cannot_take_the_money_are_refused_up_front(backend) {
+    use meshwork_proto::meshwork::finance::account::v1 as account_pb;
+    let mut h = start(&backend, Options::default()).await;
+    let request = |merchant: &str, request_id: &str| pb::CreatePaymentRequest {
+        request_id: request_id.into(),
+        merchant_account_id: merchant.into(),
+        merchant_order_ref: "order-x".into(),
+        amount: cny(100),
+        channel: pb::Channel::Alipay as i32,
+        ..Default::default()
+    };
+    let missing = h.payments.create_payment(request("acc_nobody", &rid())).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert!(missing.message().contains("acc_nobody"), "{missing:?}");
+
+    let euros = h
+        .accounts
+        .create_account(account_pb::CreateAccountRequest {
+            request_id: rid(),
+            owner_id: "shop-eu".into(),
+            currency: "EUR".into(),
+            r#type: account_pb::AccountType::Merchant as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id;
+    let wrong_currency = h.payments.create_payment(request(&euros, &rid())).await.unwrap_err();
+    assert_eq!(meshwork_testkit::reason(&wrong_currency), "MERCHANT_ACCOUNT_UNUSABLE");
+    assert!(wrong_currency.message().contains("EUR"), "{wrong_currency:?}");
+
+    // A payment made while the account was fine replays after it is frozen;
+    // a new one is refused.
+    let key = rid();
+    let merchant = h.merchant.clone();
+    let first = h.payments.create_payment(request(&merchant, &key)).await.unwrap().into_inner().payment.unwrap();
+    h.accounts
+        .freeze_account(account_pb::FreezeAccountRequest {
+            request_id: rid(),
+            account_id: merchant.clone(),
+            reason: "investigation".into(),
+        })
+        .await
+        .unwrap();
+    let replay = h.payments.create_payment(request(&merchant, &key)).await.unwrap().into_inner().payment.unwrap();
+    assert_eq!(replay.payment_id, first.payment_id);
+    let frozen = h.payments.create_payment(request(&merchant, &rid())).await.unwrap_err();
+    assert_eq!(meshwork_testkit::reason(&frozen), "MERCHANT_ACCOUNT_UNUSABLE");
+
+    // Nothing was created for the refused ones.
+    let listed = |account: &str| pb::ListPaymentsRequest { merchant_account_id: account.into(), ..Default::default() };
+    assert!(h.payments.list_payments(listed(&euros)).await.unwrap().into_inner().payments.is_empty());
+    assert!(h.payments.list_payments(listed("acc_nobody")).await.unwrap().into_inner().payments.is_empty());
+    assert_eq!(h.payments.list_payments(listed(&merchant)).await.unwrap().into_inner().payments.len(), 1);
+});

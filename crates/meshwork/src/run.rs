@@ -141,7 +141,7 @@ async fn serve(
         .context("HTTP server")
     });
 
-    announce(targets, args);
+    announce(targets, args, payment_args);
     if seed && !services.is_empty() {
         let url = format!("http://{}", args.grpc_addr);
         match crate::seed::demo_data(&url, args.client_policy()).await {
@@ -228,7 +228,7 @@ async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Res
     })
 }
 
-fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs) {
+fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs, payment_args: &PaymentArgs) {
     let names: Vec<&str> = targets.iter().copied().collect();
     println!(
         "meshwork {} running: {}",
@@ -248,6 +248,12 @@ fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs) {
         "  HTTP    {}    REST /v1/..., /healthz /readyz /metrics",
         args.http_addr
     );
+    if targets.contains(PAYMENT_SANDBOX) {
+        println!(
+            "  payment SANDBOX provider on {} (pays after {:?}; moves no money)",
+            payment_args.payment_sandbox_addr, payment_args.payment_sandbox_delay
+        );
+    }
     match &args.database_url {
         Some(url) => println!("  storage {}", meshwork_runtime::config::redact_url(url)),
         None => println!("  storage SQLite files in {}", args.data_dir.display()),

@@ -1,9 +1,11 @@
-//! Demo data for `meshwork up` (accounts, risk rules, a transfer), loaded
+//! Demo data for `meshwork up` (accounts, risk rules, a transfer, a payment
+//! that the sandbox provider pays a moment later), loaded
 //! through the public gRPC API with fixed request ids: a second start finds
 //! every request already done, so the data is loaded once and never
 //! duplicated.
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
+use meshwork_proto::meshwork::finance::payment::v1 as payment_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as tx_pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
@@ -18,6 +20,7 @@ const ACCOUNTS: &[(&str, &str, pb::AccountType, i64)] = &[
     ("bob", "EUR", pb::AccountType::Savings, 50_000),
     ("wang.fang", "CNY", pb::AccountType::Checking, 880_000),
     ("acme-store", "EUR", pb::AccountType::Merchant, 0),
+    ("acme-store", "CNY", pb::AccountType::Merchant, 0),
 ];
 
 /// Loads the demo data into the services at `url`; returns what to print.
@@ -74,7 +77,7 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
         lines.push(format!("  risk rule    {name} (score {score})"));
     }
 
-    let mut transfers = TransactionServiceClient::new(channel);
+    let mut transfers = TransactionServiceClient::new(channel.clone());
     let transfer = transfers
         .transfer(tx_pb::TransferRequest {
             request_id: "seed-transfer-alice-bob".to_owned(),
@@ -93,6 +96,29 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
     lines.push(format!(
         "  transfer     alice → bob 25.00 EUR  {}",
         transfer.transfer_id
+    ));
+
+    let mut payments = payment_pb::payment_service_client::PaymentServiceClient::new(channel);
+    let payment = payments
+        .create_payment(payment_pb::CreatePaymentRequest {
+            request_id: "seed-payment-acme-cn".to_owned(),
+            merchant_account_id: ids[4].clone(),
+            merchant_order_ref: "demo-order-1".to_owned(),
+            amount: Some(Money {
+                currency: "CNY".to_owned(),
+                amount_minor: 8_800,
+            }),
+            channel: payment_pb::Channel::WechatPay as i32,
+            description: "demo: tea set".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .payment
+        .unwrap_or_default();
+    lines.push(format!(
+        "  payment      88.00 CNY to acme-store over WeChat Pay (sandbox)  {}",
+        payment.payment_id
     ));
     Ok(lines.join("\n"))
 }

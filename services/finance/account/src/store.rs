@@ -193,6 +193,14 @@ impl Store {
             tx.commit().await?;
             return Ok((account, Applied::Earlier));
         }
+        // The row is locked before it is read (a no-op write: PostgreSQL
+        // locks the row, SQLite takes its write lock), so postings that move
+        // the balance meanwhile wait instead of making this change lose a
+        // version race; and a close sees the balance it decides on.
+        sqlx::query("UPDATE accounts SET version = version WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
         let account = fetch_account(&mut tx, account_id)
             .await?
             .ok_or_else(|| AccountError::NotFound(account_id.to_owned()))?;
@@ -240,13 +248,7 @@ impl Store {
         request_id: &str,
         movement: &MoneyMovement,
     ) -> Result<Posted, AccountError> {
-        let mut raced = 0;
-        loop {
-            match self.attempt_post(request_id, movement).await {
-                Err(AccountError::Conflict(_)) if raced < RACE_RETRIES => raced += 1,
-                outcome => return outcome,
-            }
-        }
+        retrying_races(|| self.attempt_post(request_id, movement)).await
     }
 
     async fn attempt_post(
@@ -406,14 +408,11 @@ impl Store {
         // Transfer ids live in the same key table as request ids: a prefix
         // keeps the two namespaces apart.
         let key = format!("transfer:{}", transfer.transfer_id);
-        let mut raced = 0;
-        let refused = loop {
-            match self.attempt_transfer(transfer, &key, &fingerprint).await {
-                Err(AccountError::Conflict(_)) if raced < RACE_RETRIES => raced += 1,
-                Err(refused) => break refused,
+        let refused =
+            match retrying_races(|| self.attempt_transfer(transfer, &key, &fingerprint)).await {
+                Err(refused) => refused,
                 posted => return posted,
-            }
-        };
+            };
         let record = match (&refused, refused.record()) {
             // Replayed from the table: already remembered.
             (AccountError::Recorded { .. }, _) | (_, None) => return Err(refused),
@@ -632,11 +631,27 @@ impl Store {
     }
 }
 
-/// How often a posting is tried again when its guard failed but the account
-/// passes when read afterwards: another posting moved the balance in
-/// between (the guard saw the old value, the check the new one). Nothing
-/// was written, so trying again is safe; the bound only stops a livelock.
+/// How often a posting is tried again after losing a race with another
+/// posting: its guard failed although the account passes when read
+/// afterwards (the other posting moved the balance in between). Nothing was
+/// written, so trying again is safe; the bound only stops a livelock.
 const RACE_RETRIES: usize = 8;
+
+/// Runs `attempt` until it does not end in a lost race
+/// ([`AccountError::Conflict`]), at most [`RACE_RETRIES`] more times.
+async fn retrying_races<T, F, Fut>(mut attempt: F) -> Result<T, AccountError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AccountError>>,
+{
+    let mut raced = 0;
+    loop {
+        match attempt().await {
+            Err(AccountError::Conflict(_)) if raced < RACE_RETRIES => raced += 1,
+            outcome => return outcome,
+        }
+    }
+}
 
 /// One journal line to write: a signed amount on an account and the
 /// account's balance right after it.

@@ -200,3 +200,48 @@ on_each_backend!(async fn request_ids_cannot_take_a_transfer_key(backend) {
     post(&mut h.client, transfer_request("trf_taken", &a, &b, 200)).await.unwrap();
     assert_eq!(balances(&mut h.client, &[&a, &b]).await.unwrap(), [300, 200]);
 });
+
+on_each_backend!(async fn freezing_while_money_moves_is_never_a_conflict(backend) {
+    let h = start(&backend).await;
+    let mut client = h.client.clone();
+    let account = open(&mut client, "busy", "EUR").await.account_id;
+    deposit(&mut client, &account, "EUR", 10).await.unwrap();
+    // Deposits keep the account's version moving while it is frozen and
+    // unfrozen; every state change must still apply (a lost race is tried
+    // again), and deposits are either posted or refused as frozen.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut movers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (mut client, account, stop) = (h.client.clone(), account.clone(), stop.clone());
+        movers.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match deposit(&mut client, &account, "EUR", 1).await {
+                    Ok(_) => {}
+                    Err(status) => assert_eq!(reason(&status), "ACCOUNT_FROZEN", "{status:?}"),
+                }
+            }
+        });
+    }
+    for _ in 0..15 {
+        client
+            .freeze_account(pb::FreezeAccountRequest {
+                request_id: rid(),
+                account_id: account.clone(),
+                reason: "check".into(),
+            })
+            .await
+            .expect("freeze while money moves");
+        client
+            .unfreeze_account(pb::UnfreezeAccountRequest {
+                request_id: rid(),
+                account_id: account.clone(),
+                reason: "cleared".into(),
+            })
+            .await
+            .expect("unfreeze while money moves");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while let Some(done) = movers.join_next().await {
+        done.unwrap();
+    }
+});

@@ -358,12 +358,22 @@ impl Store {
         .bind(pay_url)
         .bind(now_micros())
         .bind(payment_id);
-        let (payment, _) = self
+        let (payment, opened) = self
             .change(update, payment_id, |p| {
                 payment_event("payment.opened", "OK", p)
             })
             .await?;
-        Ok(payment)
+        if opened || !payment.pay_url.is_empty() {
+            return Ok(payment);
+        }
+        // The channel's notification came first (the payer was quicker than
+        // our bookkeeping): the payment has moved on, and keeps its pay URL.
+        sqlx::query("UPDATE payments SET pay_url = $1 WHERE payment_id = $2 AND pay_url = ''")
+            .bind(pay_url)
+            .bind(payment_id)
+            .execute(self.db.pool())
+            .await?;
+        self.get(payment_id).await
     }
 
     /// A payment in one of `from` (open states, at most two) → FAILED or

@@ -31,8 +31,14 @@ on_each_backend!(async fn every_channel_pays_once_and_credits_the_merchant(backe
         let amount = 1_234 + i as i64;
         total += amount;
         let created = h.create(channel, amount).await;
-        assert_eq!(created.state, pb::PaymentState::Pending as i32, "{created:?}");
-        assert!(!created.pay_url.is_empty());
+        // Usually PENDING; on a slow machine the sandbox's payment can land
+        // before the opening is recorded, and then it is paid already.
+        let paid_first = created.state == pb::PaymentState::Succeeded as i32;
+        assert!(
+            paid_first || created.state == pb::PaymentState::Pending as i32,
+            "{created:?}"
+        );
+        assert!(!created.pay_url.is_empty(), "{created:?}");
         let paid = h.settled(&created.payment_id).await;
         assert_eq!(paid.state, pb::PaymentState::Succeeded as i32);
         assert!(!paid.channel_trade_id.is_empty(), "{paid:?}");
@@ -41,17 +47,18 @@ on_each_backend!(async fn every_channel_pays_once_and_credits_the_merchant(backe
         let mut trail = Vec::new();
         for _ in 0..100 {
             trail = h.audited(&resource).await;
-            if trail.len() >= 4 {
+            if trail.len() >= 3 + usize::from(!paid_first) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let actions: Vec<&str> = trail.iter().map(|(a, _)| a.as_str()).collect();
-        assert_eq!(
-            actions,
-            ["payment.created", "payment.opened", "payment.succeeded", "payment.settled"],
-            "{channel:?}"
-        );
+        let expected: &[&str] = if paid_first {
+            &["payment.created", "payment.succeeded", "payment.settled"]
+        } else {
+            &["payment.created", "payment.opened", "payment.succeeded", "payment.settled"]
+        };
+        assert_eq!(actions, expected, "{channel:?}");
     }
     // Give a late duplicate time to do harm, then count the money.
     tokio::time::sleep(Duration::from_millis(300)).await;

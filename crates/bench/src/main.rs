@@ -174,6 +174,7 @@ async fn start(
         &mut monitor,
         storage,
         meshwork_runtime::outbox::Outbox::detached(),
+        meshwork_runtime::time::Clock::system(),
     );
     tokio::spawn(monitor.run(shutdown.clone()));
     tokio::spawn(async move { grpc.serve(listener, health, shutdown).await.expect("serve") });
@@ -261,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::new(
         cached.db.clone(),
         meshwork_runtime::outbox::Outbox::detached(),
+        meshwork_runtime::time::Clock::system(),
     );
     let (mut cached_client, cached_url) = start(cached, shutdown.clone()).await?;
     let (uncached_client, _) = start(uncached, shutdown.clone()).await?;

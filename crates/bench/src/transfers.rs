@@ -80,7 +80,13 @@ async fn start_mesh(backend: &Backend, shutdown: &Shutdown) -> anyhow::Result<Me
         ledger.db.clone(),
         outbox::audit_sink(finance_account::TARGET, channel()),
     );
-    finance_account::register(&mut grpc, &mut monitor, ledger, relay.outbox());
+    finance_account::register(
+        &mut grpc,
+        &mut monitor,
+        ledger,
+        relay.outbox(),
+        meshwork_runtime::time::Clock::system(),
+    );
     tokio::spawn(relay.run(shutdown.clone()));
     finance_audit::register(
         &mut grpc,

@@ -126,7 +126,13 @@ pub async fn start(
         finance_account::TARGET => {
             let storage = open_storage(target, args).await?;
             let outbox = relay_to_audit(target, &storage, args, served, shutdown)?;
-            finance_account::register(grpc, health, storage, outbox);
+            finance_account::register(
+                grpc,
+                health,
+                storage,
+                outbox,
+                meshwork_runtime::time::Clock::system(),
+            );
         }
         finance_audit::TARGET => {
             let storage = open_storage(target, args).await?;

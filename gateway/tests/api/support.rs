@@ -28,6 +28,7 @@ pub async fn start_with(config: GatewayConfig) -> Edge {
             health,
             storage,
             meshwork_runtime::outbox::Outbox::detached(),
+            meshwork_runtime::time::Clock::system(),
         )
     })
     .await;

@@ -20,6 +20,7 @@ use meshwork_runtime::health::HealthMonitor;
 use meshwork_runtime::outbox::Outbox;
 use meshwork_runtime::server::GrpcServer;
 use meshwork_runtime::storage::Storage;
+use meshwork_runtime::time::Clock;
 use sqlx::migrate::Migrator;
 
 /// The target name: `meshwork serve --target finance.account`.
@@ -34,16 +35,18 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Adds the account service to `server`, its dependencies to `health`.
 /// Account changes, deposits and withdrawals are written to the outbox with
 /// the change; `outbox` wakes the relay that delivers them (see
-/// [`meshwork_runtime::outbox`]).
+/// [`meshwork_runtime::outbox`]). Creation and posting times come from
+/// `clock`.
 pub fn register(
     server: &mut GrpcServer,
     health: &mut HealthMonitor,
     storage: Storage,
     outbox: Outbox,
+    clock: Clock,
 ) {
     let limits = server.limits();
     health.watch(SERVICE_NAME, storage.probes());
-    let store = store::Store::new(storage.db, outbox);
+    let store = store::Store::new(storage.db, outbox, clock);
     let balances = balances::Balances::new(store.clone(), storage.cache);
     let service = AccountServiceServer::new(api::AccountApi::new(store, balances))
         .max_decoding_message_size(limits.max_message_bytes)

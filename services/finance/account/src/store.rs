@@ -10,7 +10,7 @@
 use meshwork_runtime::db::Database;
 use meshwork_runtime::idempotency::{self, Claim};
 use meshwork_runtime::outbox::{self, Event, Outbox};
-use meshwork_runtime::time::now_micros;
+use meshwork_runtime::time::Clock;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -67,13 +67,15 @@ const NUMBER_ATTEMPTS: usize = 5;
 pub struct Store {
     db: Database,
     outbox: Outbox,
+    clock: Clock,
 }
 
 impl Store {
     /// A store over the service's database (already migrated); account
-    /// changes, deposits and withdrawals are reported through `outbox`.
-    pub fn new(db: Database, outbox: Outbox) -> Self {
-        Self { db, outbox }
+    /// changes, deposits and withdrawals are reported through `outbox`;
+    /// creation and posting times come from `clock`.
+    pub fn new(db: Database, outbox: Outbox, clock: Clock) -> Self {
+        Self { db, outbox, clock }
     }
 
     /// Opens an account, once per request id.
@@ -88,7 +90,7 @@ impl Store {
             new.currency.as_str(),
             new.account_type.as_str(),
         ]);
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let mut tx = self.db.pool().begin().await?;
         if let Claim::Replay(id) =
             idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
@@ -182,7 +184,7 @@ impl Store {
         change: &StateChange,
     ) -> Result<(Account, Applied), AccountError> {
         let fingerprint = idempotency::fingerprint(&[change.name(), account_id, change.reason()]);
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let mut tx = self.db.pool().begin().await?;
         if let Claim::Replay(id) =
             idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
@@ -264,7 +266,7 @@ impl Store {
             &amount,
             &movement.memo,
         ]);
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let mut tx = self.db.pool().begin().await?;
         if let Claim::Replay(id) =
             idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
@@ -338,7 +340,7 @@ impl Store {
 
         // Taken after the row locks, so journal times follow the order in
         // which the balances changed (statements cut periods by time).
-        let posted_at = now_micros();
+        let posted_at = self.clock.now_micros();
         let posting = Posting {
             id: new_id("pst"),
             kind: movement.movement.as_str().to_owned(),
@@ -419,8 +421,14 @@ impl Store {
             (_, Some(record)) => record,
         };
         let mut tx = self.db.pool().begin().await?;
-        let stored =
-            idempotency::remember(&mut tx, &key, &fingerprint, &record, now_micros()).await?;
+        let stored = idempotency::remember(
+            &mut tx,
+            &key,
+            &fingerprint,
+            &record,
+            self.clock.now_micros(),
+        )
+        .await?;
         let outcome = self.replay_transfer(&mut tx, &stored).await;
         tx.commit().await?;
         outcome
@@ -453,7 +461,7 @@ impl Store {
         key: &str,
         fingerprint: &str,
     ) -> Result<Posted, AccountError> {
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let mut tx = self.db.pool().begin().await?;
         if let Claim::Replay(stored) = idempotency::claim(&mut tx, key, fingerprint, now).await? {
             let outcome = self.replay_transfer(&mut tx, &stored).await;
@@ -498,7 +506,7 @@ impl Store {
                 .find(|b| b.account_id == id)
                 .map_or(0, |b| b.balance_minor)
         };
-        let posted_at = now_micros();
+        let posted_at = self.clock.now_micros();
         let posting = Posting {
             id: new_id("pst"),
             kind: transfer.kind.as_str().to_owned(),

@@ -45,6 +45,7 @@ async fn a_change_through_one_replica_is_seen_by_the_other() {
                 health,
                 storage,
                 meshwork_runtime::outbox::Outbox::detached(),
+                meshwork_runtime::time::Clock::system(),
             )
         })
         .await;

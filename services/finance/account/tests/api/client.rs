@@ -126,6 +126,7 @@ async fn messages_over_the_configured_limit_are_refused() {
             health,
             storage,
             meshwork_runtime::outbox::Outbox::detached(),
+            meshwork_runtime::time::Clock::system(),
         )
     })
     .await;

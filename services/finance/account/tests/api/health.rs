@@ -59,6 +59,7 @@ async fn not_serving_while_the_database_is_unreachable() {
             health,
             storage,
             meshwork_runtime::outbox::Outbox::detached(),
+            meshwork_runtime::time::Clock::system(),
         )
     })
     .await;

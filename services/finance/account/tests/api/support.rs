@@ -24,6 +24,7 @@ pub async fn start(backend: &Backend) -> Harness {
             health,
             storage,
             meshwork_runtime::outbox::Outbox::detached(),
+            meshwork_runtime::time::Clock::system(),
         )
     })
     .await;

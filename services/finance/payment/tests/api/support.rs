@@ -103,7 +103,13 @@ pub async fn start(backend: &Backend, options: Options) -> Harness {
     let ledger_outbox = relay.outbox();
     tokio::spawn(relay.run(shutdown.clone()));
     let ledger = TestServer::start(|grpc, health| {
-        finance_account::register(grpc, health, ledger_storage, ledger_outbox)
+        finance_account::register(
+            grpc,
+            health,
+            ledger_storage,
+            ledger_outbox,
+            meshwork_runtime::time::Clock::system(),
+        )
     })
     .await;
 

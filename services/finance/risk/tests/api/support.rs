@@ -27,6 +27,9 @@ pub async fn start(backend: &Backend) -> Harness {
             health,
             ledger_storage,
             meshwork_runtime::outbox::Outbox::detached(),
+            // The ledger's clock stands at T0 (10:00 UTC), so accounts opened
+            // here are opened in daylight whenever the suite runs.
+            meshwork_runtime::time::Clock::fixed(T0 * 1_000_000),
         )
     })
     .await;

@@ -114,7 +114,13 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     let ledger_outbox = ledger_relay.outbox();
     tokio::spawn(ledger_relay.run(shutdown.clone()));
     let ledger = TestServer::start(|grpc, health| {
-        finance_account::register(grpc, health, ledger_storage, ledger_outbox)
+        finance_account::register(
+            grpc,
+            health,
+            ledger_storage,
+            ledger_outbox,
+            meshwork_runtime::time::Clock::system(),
+        )
     })
     .await;
     let risk_storage = Storage::open(

@@ -30,12 +30,11 @@ use meshwork_gateway::edge::{Gateway, GatewayConfig};
 use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::cache::CacheConfig;
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::server::{GrpcServer, ServerLimits};
+use meshwork_runtime::db::DbConfig;
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::storage::Storage;
 use meshwork_runtime::telemetry::{self, LogFormat};
-use meshwork_testkit::Backend;
+use meshwork_testkit::{Backend, Mesh};
 
 type HttpClient = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
@@ -159,29 +158,23 @@ fn row(scenario: &str, backend: &str, m: &Measured, baseline: Option<&Measured>)
 }
 
 /// The service as production runs it (same layers, telemetry without an
-/// exporter), on a port of its own.
+/// exporter), on a port of its own, over `db` with `cache`.
 async fn start(
-    storage: Storage,
-    shutdown: Shutdown,
-) -> anyhow::Result<(AccountServiceClient<Channel>, String)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (reporter, health) = tonic_health::server::health_reporter();
-    let mut grpc = GrpcServer::new(ServerLimits::default());
-    let mut monitor = HealthMonitor::new(reporter, Duration::from_secs(2));
-    finance_account::register(
-        &mut grpc,
-        &mut monitor,
-        storage,
-        meshwork_runtime::outbox::Outbox::detached(),
-        meshwork_runtime::time::Clock::system(),
-    );
-    tokio::spawn(monitor.run(shutdown.clone()));
-    tokio::spawn(async move { grpc.serve(listener, health, shutdown).await.expect("serve") });
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-        .connect()
+    backend: &Backend,
+    db: &DbConfig,
+    cache: &CacheConfig,
+) -> anyhow::Result<(AccountServiceClient<Channel>, String, Mesh)> {
+    let mesh = Mesh::builder(backend)
+        .await
+        .db(finance_account::TARGET, db.clone())
+        .cache(finance_account::TARGET, cache.clone())
+        .try_start(&[&finance_account::SERVICE])
         .await?;
-    Ok((AccountServiceClient::new(channel), url))
+    Ok((
+        AccountServiceClient::new(mesh.channel().await),
+        mesh.url(),
+        mesh,
+    ))
 }
 
 async fn open_accounts(
@@ -251,21 +244,20 @@ async fn main() -> anyhow::Result<()> {
 
     // Two replicas of the service over one database: one with the cache,
     // one with it turned off (nothing kept in-process, no Redis).
-    let cached = Storage::open(&db, &backend.fresh_cache_config(), migrator)
+    let cached_config = backend.fresh_cache_config();
+    let cached = Storage::open(&db, &cached_config, migrator)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut uncached_config = CacheConfig::new("bench-off", None);
     uncached_config.local_capacity = 0;
-    let uncached = Storage::open(&db, &uncached_config, migrator)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = Store::new(
         cached.db.clone(),
         meshwork_runtime::outbox::Outbox::detached(),
         meshwork_runtime::time::Clock::system(),
     );
-    let (mut cached_client, cached_url) = start(cached, shutdown.clone()).await?;
-    let (uncached_client, _) = start(uncached, shutdown.clone()).await?;
+    let (mut cached_client, cached_url, _cached_mesh) =
+        start(&backend, &db, &cached_config).await?;
+    let (uncached_client, _, _uncached_mesh) = start(&backend, &db, &uncached_config).await?;
 
     let ids = open_accounts(&mut cached_client, args.accounts).await?;
     for id in &ids {

@@ -10,14 +10,8 @@ use anyhow::Context;
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::client::{self, ClientPolicy};
 use meshwork_runtime::db::{Database, DbConfig};
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::outbox::{self, Relay};
-use meshwork_runtime::server::{GrpcServer, ServerLimits};
-use meshwork_runtime::shutdown::Shutdown;
-use meshwork_runtime::storage::Storage;
-use meshwork_testkit::Backend;
+use meshwork_testkit::{Backend, Mesh};
 use tonic::transport::Channel;
 
 use crate::{Measured, measure};
@@ -26,7 +20,8 @@ type Accounts = account_pb::account_service_client::AccountServiceClient<Channel
 type Transfers = pb::transaction_service_client::TransactionServiceClient<Channel>;
 
 /// The four finance services in one process, as `meshwork up` runs them.
-struct Mesh {
+struct Finance {
+    services: Mesh,
     accounts: Accounts,
     transfers: Transfers,
     ledger: DbConfig,
@@ -53,83 +48,30 @@ async fn until_audited(transactions: &DbConfig) -> anyhow::Result<Duration> {
     }
 }
 
-async fn storage(
-    backend: &Backend,
-    migrator: &'static sqlx::migrate::Migrator,
-) -> anyhow::Result<(DbConfig, Storage)> {
-    let db = backend.fresh_db_config();
-    let storage = Storage::open(&db, &backend.fresh_cache_config(), migrator)
+async fn start_mesh(backend: &Backend) -> anyhow::Result<Finance> {
+    let mesh = Mesh::builder(backend)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((db, storage))
-}
-
-async fn start_mesh(backend: &Backend, shutdown: &Shutdown) -> anyhow::Result<Mesh> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let channel = || client::channel(&url, ClientPolicy::default()).expect("own URL");
-    let (ledger_db, ledger) = storage(backend, &finance_account::MIGRATOR).await?;
-    let (tx_db, tx) = storage(backend, &finance_transaction::MIGRATOR).await?;
-    let (risk_db, risk) = storage(backend, &finance_risk::MIGRATOR).await?;
-    let (audit_db, audit) = storage(backend, &finance_audit::MIGRATOR).await?;
-
-    let (reporter, health) = tonic_health::server::health_reporter();
-    let mut grpc = GrpcServer::new(ServerLimits::default());
-    let mut monitor = HealthMonitor::new(reporter, Duration::from_secs(2));
-    let relay = Relay::new(
-        ledger.db.clone(),
-        outbox::audit_sink(finance_account::TARGET, channel()),
-    );
-    finance_account::register(
-        &mut grpc,
-        &mut monitor,
-        ledger,
-        relay.outbox(),
-        meshwork_runtime::time::Clock::system(),
-    );
-    tokio::spawn(relay.run(shutdown.clone()));
-    finance_audit::register(
-        &mut grpc,
-        &mut monitor,
-        audit,
-        finance_audit::Masking::standard(),
-    );
-    finance_risk::register(
-        &mut grpc,
-        &mut monitor,
-        risk,
-        backend.counters().await,
-        channel(),
-    );
-    let deps = finance_transaction::Deps {
-        ledger: channel(),
-        risk: channel(),
-        audit: Some(channel()),
-        call_policy: finance_transaction::CallPolicy::default(),
-        settle_interval: Duration::from_secs(2),
-        settle_after: Duration::from_secs(10),
-        shutdown: shutdown.clone(),
-    };
-    finance_transaction::register(&mut grpc, &mut monitor, tx, deps);
-    tokio::spawn(monitor.run(shutdown.clone()));
-    let stop = shutdown.clone();
-    tokio::spawn(async move { grpc.serve(listener, health, stop).await.expect("serve") });
-
-    let plain = tonic::transport::Endpoint::from_shared(url.clone())?
-        .connect()
+        .try_start(&[
+            &finance_account::SERVICE,
+            &finance_audit::SERVICE,
+            &finance_risk::SERVICE,
+            &finance_transaction::SERVICE,
+        ])
         .await?;
-    let schema = |db: &DbConfig| db.schema.clone().unwrap_or_default();
-    Ok(Mesh {
+    let plain = mesh.channel().await;
+    let schema = |target: &str| mesh.db_config(target).schema.unwrap_or_default();
+    Ok(Finance {
         accounts: Accounts::new(plain.clone()),
         transfers: Transfers::new(plain),
         schemas: [
-            schema(&ledger_db),
-            schema(&tx_db),
-            schema(&risk_db),
-            schema(&audit_db),
+            schema(finance_account::TARGET),
+            schema(finance_transaction::TARGET),
+            schema(finance_risk::TARGET),
+            schema(finance_audit::TARGET),
         ],
-        ledger: ledger_db,
-        transactions: tx_db,
+        ledger: mesh.db_config(finance_account::TARGET),
+        transactions: mesh.db_config(finance_transaction::TARGET),
+        services: mesh,
     })
 }
 
@@ -212,7 +154,7 @@ struct Pgbench {
 /// Runs pgbench with the generated script for `mode`.
 fn pgbench(
     mode: &str,
-    mesh: &Mesh,
+    mesh: &Finance,
     url: &str,
     accounts: usize,
     concurrency: usize,
@@ -264,8 +206,7 @@ pub async fn run(
     let Backend::Servers { database_url, .. } = backend else {
         anyhow::bail!("the transfers scenario runs on PostgreSQL (--servers)");
     };
-    let shutdown = Shutdown::new();
-    let mut mesh = start_mesh(backend, &shutdown).await?;
+    let mut mesh = start_mesh(backend).await?;
     let ids = funded_accounts(&mut mesh.accounts, n).await?;
     let hot = funded_accounts(&mut mesh.accounts, 1).await?.remove(0);
 
@@ -277,7 +218,7 @@ pub async fn run(
     // The services stop before pgbench starts: their relays would otherwise
     // pick up pgbench's outbox rows. pgbench's own accounts, pgb_0 (the hot
     // one) to pgb_n, go into the same table.
-    shutdown.cancel();
+    mesh.services.begin_shutdown();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let db = Database::connect(&mesh.ledger).await?;
     sqlx::query(

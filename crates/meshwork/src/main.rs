@@ -5,12 +5,11 @@
 //! a Kubernetes Deployment runs); `migrate` applies migrations; `version`.
 
 mod cli;
-mod payment;
+#[cfg(test)]
+mod layout;
 mod run;
 mod seed;
 mod targets;
-
-use clap::Parser;
 
 /// mimalloc instead of the system allocator: under load, glibc's malloc
 /// arenas were a fifth of the CPU profile (allocation plus lock contention
@@ -19,7 +18,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let (cli, flags) = cli::parse();
     // One TLS provider for sqlx, redis and tonic, chosen before any of them starts.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -32,7 +31,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli.run()) {
+    match runtime.block_on(cli.run(flags)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("meshwork: {error:#}");

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context;
+use clap::ArgMatches;
 use std::sync::Arc;
 
 use meshwork_gateway::Readiness;
@@ -13,27 +14,30 @@ use meshwork_gateway::config::GatewayArgs;
 use meshwork_gateway::edge::Gateway;
 use meshwork_runtime::client;
 use meshwork_runtime::config::RuntimeArgs;
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::server::GrpcServer;
+use meshwork_runtime::node::{Node, NodeConfig};
+use meshwork_runtime::service::Service;
 use meshwork_runtime::shutdown::{self, Shutdown};
 use meshwork_runtime::telemetry;
+use meshwork_runtime::time::Clock;
 use tokio::net::TcpListener;
 
-use crate::payment::PaymentArgs;
-use crate::targets::{self, GATEWAY, PAYMENT_SANDBOX};
+use crate::targets::{self, GATEWAY};
 
 /// Serves `targets` until a shutdown signal; seeds demo data when asked.
+/// `flags` holds the services' own flags.
 pub async fn run(
     targets: BTreeSet<&'static str>,
     args: RuntimeArgs,
     gateway_args: GatewayArgs,
-    payment_args: PaymentArgs,
+    flags: ArgMatches,
     seed: bool,
 ) -> anyhow::Result<()> {
     let names: Vec<&str> = targets.iter().copied().collect();
+    // The banner first: what runs where, before any log line.
+    announce(&targets, &args);
     let telemetry = telemetry::init(&format!("meshwork/{}", names.join("+")), args.log_format)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
-    let outcome = serve(&targets, &args, &gateway_args, &payment_args, seed).await;
+    let outcome = serve(&targets, &args, &gateway_args, flags, seed).await;
     telemetry.shutdown().await;
     outcome
 }
@@ -42,7 +46,7 @@ async fn serve(
     targets: &BTreeSet<&'static str>,
     args: &RuntimeArgs,
     gateway_args: &GatewayArgs,
-    payment_args: &PaymentArgs,
+    flags: ArgMatches,
     seed: bool,
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
@@ -51,71 +55,38 @@ async fn serve(
         tracing::info!(setting = key, value = %value, "config");
     }
 
-    let services: Vec<&str> = targets
-        .iter()
-        .copied()
-        .filter(|t| *t != GATEWAY && *t != PAYMENT_SANDBOX)
-        .collect();
+    let services: Vec<&'static Service> =
+        targets.iter().filter_map(|t| targets::service(t)).collect();
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let mut tasks = tokio::task::JoinSet::new();
 
-    // The payment channels' keys: a channels file, or a pair made with the
-    // sandbox provider when it runs here.
-    let sandbox_here = targets.contains(PAYMENT_SANDBOX);
-    let mut payment_keys = None;
-    let mut sandbox_keys = None;
-    if targets.contains(finance_payment::TARGET) || sandbox_here {
-        let keys = payment_args.keys(sandbox_here)?;
-        payment_keys = Some(keys.channels);
-        sandbox_keys = keys.sandbox;
-    }
-    if let Some(keys) = sandbox_keys {
-        let listener = bind(
-            payment_args.payment_sandbox_addr,
-            "the payment sandbox",
-            "--payment-sandbox-addr",
-        )
-        .await?;
-        let sandbox = payment_args.sandbox(keys);
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            sandbox
-                .serve(listener, async move { stop.cancelled().await })
-                .await
-                .context("payment sandbox")
-        });
-    }
-
-    if !services.is_empty() {
-        let listener = bind(args.grpc_addr, "gRPC", "--grpc-addr").await?;
-        let mut grpc = GrpcServer::new(args.limits());
-        let mut monitor = HealthMonitor::new(reporter.clone(), args.health_interval);
-        for service in &services {
-            targets::start(
-                service,
-                args,
-                &mut grpc,
-                &mut monitor,
-                targets,
-                &shutdown,
-                targets::PaymentStart {
-                    args: payment_args,
-                    credentials: &mut payment_keys,
-                },
-            )
-            .await?;
-        }
-        tasks.spawn(monitor.run(shutdown.clone()).map_ok());
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            grpc.serve(listener, health_service, stop)
-                .await
-                .map_err(|e| anyhow::anyhow!("gRPC server: {e}"))
-        });
-    }
+    let grpc_listener = match services.iter().any(|s| !s.grpc_services.is_empty()) {
+        true => Some(bind(args.grpc_addr, "gRPC", "--grpc-addr").await?),
+        false => None,
+    };
+    let served_grpc = grpc_listener.is_some();
+    let config = NodeConfig {
+        placement: Arc::new(args.clone()),
+        flags,
+        limits: args.limits(),
+        client_policy: args.client_policy(),
+        http_addr: args.http_addr,
+        health_interval: args.health_interval,
+        clock: Clock::system(),
+    };
+    let node = Node::start(
+        &services,
+        targets.clone(),
+        format!("http://{}", args.grpc_addr),
+        config,
+        reporter.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    tasks.spawn(node.run(grpc_listener, health_service));
 
     let http = bind(args.http_addr, "HTTP", "--http-addr").await?;
-    let readiness = if services.is_empty() {
+    let readiness = if !served_grpc {
         let upstream = args
             .upstream(GATEWAY)
             .or_else(|| args.upstream(finance_account::TARGET))
@@ -141,8 +112,7 @@ async fn serve(
         .context("HTTP server")
     });
 
-    announce(targets, args, payment_args);
-    if seed && !services.is_empty() {
+    if seed && served_grpc {
         let url = format!("http://{}", args.grpc_addr);
         match crate::seed::demo_data(&url, args.client_policy()).await {
             Ok(summary) => println!("{summary}"),
@@ -207,7 +177,7 @@ fn gateway(
 /// Applies the migrations of `targets` and exits.
 pub async fn migrate(targets: BTreeSet<&'static str>, args: RuntimeArgs) -> anyhow::Result<()> {
     for target in targets {
-        let Some(migrator) = targets::migrator(target) else {
+        let Some(migrator) = targets::service(target).and_then(|s| s.migrations) else {
             continue;
         };
         let db = meshwork_runtime::db::Database::connect(&args.db_config(target))
@@ -228,7 +198,7 @@ async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Res
     })
 }
 
-fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs, payment_args: &PaymentArgs) {
+fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs) {
     let names: Vec<&str> = targets.iter().copied().collect();
     println!(
         "meshwork {} running: {}",
@@ -237,7 +207,8 @@ fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs, payment_args: 
     );
     if targets
         .iter()
-        .any(|t| *t != GATEWAY && *t != PAYMENT_SANDBOX)
+        .filter_map(|t| targets::service(t))
+        .any(|s| !s.grpc_services.is_empty())
     {
         println!(
             "  gRPC    {}   grpcurl -plaintext {} list",
@@ -245,15 +216,9 @@ fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs, payment_args: 
         );
     }
     println!(
-        "  HTTP    {}    REST /v1/..., /healthz /readyz /metrics",
+        "  HTTP    {}    REST /v1/..., /docs, /healthz /readyz /metrics",
         args.http_addr
     );
-    if targets.contains(PAYMENT_SANDBOX) {
-        println!(
-            "  payment SANDBOX provider on {} (pays after {:?}; moves no money)",
-            payment_args.payment_sandbox_addr, payment_args.payment_sandbox_delay
-        );
-    }
     match &args.database_url {
         Some(url) => println!("  storage {}", meshwork_runtime::config::redact_url(url)),
         None => println!("  storage SQLite files in {}", args.data_dir.display()),
@@ -266,15 +231,3 @@ fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs, payment_args: 
             .unwrap_or_else(|| "in-process".into())
     );
 }
-
-/// `Future<Output = ()>` → `Future<Output = anyhow::Result<()>>`.
-trait MapOk: std::future::Future<Output = ()> + Sized {
-    fn map_ok(self) -> impl std::future::Future<Output = anyhow::Result<()>> {
-        async move {
-            self.await;
-            Ok(())
-        }
-    }
-}
-
-impl<F: std::future::Future<Output = ()>> MapOk for F {}

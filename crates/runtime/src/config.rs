@@ -59,10 +59,6 @@ pub struct RuntimeArgs {
     /// A target served by this process needs none.
     #[arg(long = "upstream", env = "MESHWORK_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
     pub upstreams: Vec<(String, String)>,
-    /// finance.audit: a JSON file of masking rules (added to the standard
-    /// ones unless it says `"standard": false`).
-    #[arg(long, env = "MESHWORK_AUDIT_MASKING_FILE")]
-    pub audit_masking_file: Option<PathBuf>,
 }
 
 impl RuntimeArgs {

@@ -21,8 +21,14 @@
 //!   sliding-window limits;
 //! - [`storage`]: a service's database and cache, opened one way;
 //! - [`outbox`]: events written with the change they report, relayed to the
-//!   audit trail until acknowledged;
+//!   audit trail (by a supervised job) until acknowledged;
 //! - [`errors`]: `tonic::Status` with `google.rpc` details;
+//! - [`service`]: a service's one registration (its descriptor) and the
+//!   start context it is started with; [`node`] starts a set of them on one
+//!   port, the same way in every mode; [`placement`] says where their
+//!   storage and their peers are;
+//! - [`jobs`]: supervised background work (restarted with backoff, counted,
+//!   visible in health);
 //! - [`shutdown`]: one cancellation signal for the whole process;
 //! - [`validate`]: request checks gathered into field violations, shared
 //!   limits and value types (currency codes, ids).
@@ -39,10 +45,14 @@ pub mod errors;
 pub mod health;
 pub mod http_client;
 pub mod idempotency;
+pub mod jobs;
 pub mod metrics;
+pub mod node;
 pub mod outbox;
+pub mod placement;
 pub mod propagation;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -43,7 +43,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::db::Database;
-use crate::shutdown::Shutdown;
+use crate::jobs::{Job, Next};
 use crate::time::now_micros;
 use crate::{caller, propagation};
 
@@ -160,6 +160,8 @@ pub struct Relay {
 
 /// Events read per round.
 const BATCH: i64 = 100;
+/// The first pause after the receiver failed.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest pause between attempts while the receiver is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often pending events are looked for without a wake-up (events of
@@ -185,21 +187,20 @@ impl Relay {
 
     /// Delivers pending events in order until one fails or none is left;
     /// returns how many were delivered.
-    pub async fn deliver_pending(&self) -> Result<usize, String> {
+    pub async fn deliver_pending(&self) -> Result<usize, DeliveryError> {
         let mut delivered = 0;
         loop {
-            let events = self.pending().await.map_err(|e| e.to_string())?;
+            let events = self.pending().await?;
             if events.is_empty() {
                 return Ok(delivered);
             }
             for event in &events {
-                self.deliver(event).await?;
+                self.deliver(event).await.map_err(DeliveryError::Receiver)?;
                 sqlx::query("UPDATE outbox SET delivered_at = $1 WHERE event_id = $2")
                     .bind(now_micros())
                     .bind(&event.id)
                     .execute(self.db.pool())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 delivered += 1;
             }
         }
@@ -252,31 +253,52 @@ impl Relay {
             .collect()
     }
 
-    /// Delivers until shutdown: at once when woken, every second anyway,
-    /// backing off (up to 5 s) while the receiver fails.
-    pub async fn run(self, shutdown: Shutdown) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let pause = match self.deliver_pending().await {
-                Ok(_) => {
-                    backoff = Duration::from_millis(100);
-                    POLL
+    /// The relay as a supervised job named `<source>.outbox`: a round at
+    /// once when woken, every second anyway, backing off (up to 5 s) while
+    /// the receiver fails. A receiver that is down is not a failure of the
+    /// job (the service stays SERVING; the events wait); a database that
+    /// cannot be read is.
+    pub fn job(self, source: &str) -> Job {
+        let backoff = Arc::new(std::sync::Mutex::new(MIN_BACKOFF));
+        let wake = self.wake.clone();
+        Job::every(format!("{source}.outbox"), POLL, move || {
+            let relay = self.clone();
+            let backoff = backoff.clone();
+            async move {
+                match relay.deliver_pending().await {
+                    Ok(_) => {
+                        *backoff.lock().unwrap_or_else(|e| e.into_inner()) = MIN_BACKOFF;
+                        Ok(Next::Interval)
+                    }
+                    Err(DeliveryError::Storage(error)) => Err(error.into()),
+                    Err(DeliveryError::Receiver(error)) => {
+                        let mut current = backoff.lock().unwrap_or_else(|e| e.into_inner());
+                        let pause = *current;
+                        *current = (pause * 2).min(MAX_BACKOFF);
+                        tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "outbox delivery failed");
+                        Ok(Next::After(pause))
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "outbox delivery failed");
-                    let pause = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    pause
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(pause) => {}
             }
-        }
+        })
+        .starting_now()
+        .woken_by(wake)
     }
 }
+
+/// Why a delivery round stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The outbox table could not be read or marked.
+    #[error("outbox table: {0}")]
+    Storage(#[from] sqlx::Error),
+    /// The receiver refused or did not answer.
+    #[error("receiver: {0}")]
+    Receiver(String),
+}
+
+/// The target the audit events go to.
+pub const AUDIT_TARGET: &str = "finance.audit";
 
 /// The audit service (finance.audit) as a sink.
 pub fn audit_sink(source: &str, channel: crate::client::MeshChannel) -> Arc<dyn Sink> {

@@ -6,19 +6,25 @@
 //!   `MESHWORK_TEST_DATABASE_URL` and `MESHWORK_TEST_REDIS_URL`. Without
 //!   those the server variants are skipped with a message, except under
 //!   `CI=true`, where they fail: CI never skips silently.
-//! - [`TestServer`]: the real gRPC server on 127.0.0.1:0.
+//! - [`Mesh`]: any set of targets started from their descriptors as `meshwork
+//!   up` starts them, on 127.0.0.1:0 with fresh storage, optionally behind
+//!   the REST edge.
+//! - [`TestServer`]: the real gRPC server on 127.0.0.1:0, for a service that
+//!   is no target (the edge's test services).
 //! - [`traces`]: an in-memory span exporter behind the real telemetry setup.
 //! - [`TcpProxy`]: a proxy that can cut a service off from its database.
 //! - [`reason`], [`violated_fields`], [`eventually`]: reading refusals and
 //!   waiting for background work.
 
 mod backend;
+mod mesh;
 mod proxy;
 mod server;
 mod status;
 mod traces;
 
 pub use backend::Backend;
+pub use mesh::{Mesh, MeshBuilder};
 pub use proxy::{TcpProxy, target_of, with_host_port};
 pub use server::TestServer;
 pub use status::{eventually, reason, violated_fields};

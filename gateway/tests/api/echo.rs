@@ -46,7 +46,7 @@ pub async fn start_with(config: GatewayConfig) -> Edge {
     let (reporter, _) = tonic_health::server::health_reporter();
     Edge {
         router: router(Readiness::local(reporter), Some(Arc::new(gateway))),
-        _server: server,
+        _server: Box::new(server),
     }
 }
 

@@ -7,13 +7,14 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use meshwork_gateway::edge::{Gateway, GatewayConfig};
 use meshwork_gateway::{Readiness, router};
-use meshwork_testkit::{Backend, TestServer};
+use meshwork_testkit::{Backend, Mesh};
 use serde_json::Value;
 use tower::ServiceExt;
 
 pub struct Edge {
     pub router: Router,
-    pub _server: TestServer,
+    /// What serves the routes (a mesh, or a test service), kept alive.
+    pub _server: Box<dyn std::any::Any + Send>,
 }
 
 pub async fn start() -> Edge {
@@ -21,22 +22,12 @@ pub async fn start() -> Edge {
 }
 
 pub async fn start_with(config: GatewayConfig) -> Edge {
-    let storage = Backend::Embedded.storage(&finance_account::MIGRATOR).await;
-    let server = TestServer::start(|grpc, health| {
-        finance_account::register(
-            grpc,
-            health,
-            storage,
-            meshwork_runtime::outbox::Outbox::detached(),
-            meshwork_runtime::time::Clock::system(),
-        )
-    })
-    .await;
+    let server = Mesh::start(&Backend::Embedded, &[&finance_account::SERVICE]).await;
     let gateway = Gateway::new(|_| server.mesh_channel(), config).expect("routes");
     let (reporter, _) = tonic_health::server::health_reporter();
     Edge {
         router: router(Readiness::local(reporter), Some(Arc::new(gateway))),
-        _server: server,
+        _server: Box::new(server),
     }
 }
 

@@ -16,11 +16,7 @@ pub mod error;
 pub mod store;
 
 use meshwork_proto::meshwork::finance::account::v1::account_service_server::AccountServiceServer;
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::outbox::Outbox;
-use meshwork_runtime::server::GrpcServer;
-use meshwork_runtime::storage::Storage;
-use meshwork_runtime::time::Clock;
+use meshwork_runtime::service::{BoxFuture, Service, StartContext};
 use sqlx::migrate::Migrator;
 
 /// The target name: `meshwork serve --target finance.account`.
@@ -32,24 +28,30 @@ pub const SERVICE_NAME: &str = "meshwork.finance.account.v1.AccountService";
 /// The service's schema migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Adds the account service to `server`, its dependencies to `health`.
-/// Account changes, deposits and withdrawals are written to the outbox with
-/// the change; `outbox` wakes the relay that delivers them (see
-/// [`meshwork_runtime::outbox`]). Creation and posting times come from
-/// `clock`.
-pub fn register(
-    server: &mut GrpcServer,
-    health: &mut HealthMonitor,
-    storage: Storage,
-    outbox: Outbox,
-    clock: Clock,
-) {
-    let limits = server.limits();
-    health.watch(SERVICE_NAME, storage.probes());
-    let store = store::Store::new(storage.db, outbox, clock);
-    let balances = balances::Balances::new(store.clone(), storage.cache);
-    let service = AccountServiceServer::new(api::AccountApi::new(store, balances))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
-    server.add_service(service);
+/// The service's registration.
+pub static SERVICE: Service = Service {
+    target: TARGET,
+    grpc_services: &[SERVICE_NAME],
+    migrations: Some(&MIGRATOR),
+    calls: &["finance.audit"],
+    flags: None,
+    start,
+};
+
+/// Serves the ledger. Account changes, deposits and withdrawals are written
+/// to the outbox with the change and relayed to finance.audit (see
+/// [`meshwork_runtime::outbox`]); times come from the context's clock.
+fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let storage = ctx.storage().await?;
+        let outbox = ctx.audit_outbox().await?;
+        let store = store::Store::new(storage.db, outbox, ctx.clock());
+        let balances = balances::Balances::new(store.clone(), storage.cache);
+        let limits = ctx.limits();
+        let service = AccountServiceServer::new(api::AccountApi::new(store, balances))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        ctx.add_service(service);
+        Ok(())
+    })
 }

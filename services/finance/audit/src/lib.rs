@@ -16,10 +16,11 @@ pub mod error;
 pub mod masking;
 pub mod store;
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use meshwork_proto::meshwork::finance::audit::v1::audit_service_server::AuditServiceServer;
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::server::GrpcServer;
-use meshwork_runtime::storage::Storage;
+use meshwork_runtime::service::{BoxFuture, Service, StartContext};
 use sqlx::migrate::Migrator;
 
 pub use masking::Masking;
@@ -33,18 +34,51 @@ pub const SERVICE_NAME: &str = "meshwork.finance.audit.v1.AuditService";
 /// The service's schema migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Adds the audit service to `server`, its dependencies to `health`.
-pub fn register(
-    server: &mut GrpcServer,
-    health: &mut HealthMonitor,
-    storage: Storage,
-    masking: Masking,
-) {
-    let limits = server.limits();
-    health.watch(SERVICE_NAME, storage.probes());
-    let api = api::AuditApi::new(store::Store::new(storage.db), masking);
-    let service = AuditServiceServer::new(api)
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
-    server.add_service(service);
+/// The service's registration.
+pub static SERVICE: Service = Service {
+    target: TARGET,
+    grpc_services: &[SERVICE_NAME],
+    migrations: Some(&MIGRATOR),
+    calls: &[],
+    flags: Some(<AuditArgs as clap::Args>::augment_args),
+    start,
+};
+
+/// finance.audit's flags.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "finance.audit")]
+pub struct AuditArgs {
+    /// A JSON file of masking rules (added to the standard ones unless it
+    /// says `"standard": false`).
+    #[arg(long, env = "MESHWORK_AUDIT_MASKING_FILE")]
+    pub audit_masking_file: Option<PathBuf>,
+}
+
+impl AuditArgs {
+    /// The masking rules these flags ask for.
+    pub fn masking(&self) -> anyhow::Result<Masking> {
+        match &self.audit_masking_file {
+            None => Ok(Masking::standard()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                Masking::from_json(&text).with_context(|| path.display().to_string())
+            }
+        }
+    }
+}
+
+/// Serves the audit trail, masking with the rules of its flags.
+fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let masking = ctx.flags::<AuditArgs>()?.masking()?;
+        let storage = ctx.storage().await?;
+        let limits = ctx.limits();
+        let service =
+            AuditServiceServer::new(api::AuditApi::new(store::Store::new(storage.db), masking))
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes);
+        ctx.add_service(service);
+        Ok(())
+    })
 }

@@ -22,6 +22,7 @@ pub mod clock;
 pub mod credentials;
 pub mod domain;
 pub mod error;
+pub mod flags;
 pub mod keys;
 pub mod notifications;
 pub mod provider;
@@ -29,19 +30,17 @@ pub mod sandbox;
 pub mod store;
 pub mod workflow;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use meshwork_proto::meshwork::finance::payment::v1::payment_service_server::PaymentServiceServer;
-use meshwork_runtime::client::MeshChannel;
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::outbox::{self, Outbox, Relay};
-use meshwork_runtime::server::GrpcServer;
-use meshwork_runtime::shutdown::Shutdown;
-use meshwork_runtime::storage::Storage;
+use meshwork_runtime::http_client::HttpClient;
+use meshwork_runtime::jobs::{Job, Next};
+use meshwork_runtime::service::{BoxFuture, Service, StartContext};
 use sqlx::migrate::Migrator;
 
 pub use credentials::Credentials;
+pub use flags::PaymentArgs;
 pub use provider::Channels;
 
 /// The target name: `meshwork serve --target finance.payment`.
@@ -56,64 +55,131 @@ pub const SERVICE_NAME: &str = "meshwork.finance.payment.v1.PaymentService";
 /// The service's schema migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// What the service needs besides its storage.
-pub struct Deps {
-    /// The channels, with our credentials.
-    pub channels: Channels,
-    /// finance.account (clearing accounts, deposits, payouts).
-    pub ledger: MeshChannel,
-    /// finance.transaction (credits and debits of merchants).
-    pub transfers: MeshChannel,
-    /// finance.audit, where the outbox relay delivers; `None` leaves events
-    /// in the outbox table.
-    pub audit: Option<MeshChannel>,
-    /// Base URL of the REST edge the channels call back
-    /// (`<base>/v1/payment-notifications/<channel>`).
-    pub notify_base_url: String,
-    /// How often the sync job runs.
-    pub sync_interval: Duration,
-    /// How long a payment waits for its notification before the sync job
-    /// asks the channel.
-    pub sync_after: Duration,
-    /// Stops the sync job.
-    pub shutdown: Shutdown,
+const LEDGER: &str = "finance.account";
+const TRANSFERS: &str = "finance.transaction";
+const AUDIT: &str = "finance.audit";
+
+/// The payment service's registration.
+pub static SERVICE: Service = Service {
+    target: TARGET,
+    grpc_services: &[SERVICE_NAME],
+    migrations: Some(&MIGRATOR),
+    calls: &[LEDGER, TRANSFERS, AUDIT],
+    // The sandbox reads the same flags; they are added once, here.
+    flags: Some(<PaymentArgs as clap::Args>::augment_args),
+    start,
+};
+
+/// The SANDBOX provider's registration: an HTTP server on its own port
+/// that plays Alipay, WeChat Pay and UnionPay (moves no money).
+pub static SANDBOX: Service = Service {
+    target: SANDBOX_TARGET,
+    grpc_services: &[],
+    migrations: None,
+    calls: &[],
+    flags: None,
+    start: start_sandbox,
+};
+
+/// The channels' keys of this process, taken by the two targets: the
+/// service's side and, when the sandbox runs here, the sandbox's.
+#[derive(Clone)]
+struct SharedKeys(Arc<Mutex<flags::Keys>>);
+
+fn keys(ctx: &StartContext, flags: &PaymentArgs) -> anyhow::Result<SharedKeys> {
+    let sandbox_here = ctx.serves(SANDBOX_TARGET);
+    ctx.shared(|| Ok(SharedKeys(Arc::new(Mutex::new(flags.keys(sandbox_here)?)))))
 }
 
-/// Adds the payment service to `server`, its dependencies to `health`, and
-/// starts its sync job; the workflow, for what runs beside the RPCs.
-pub fn register(
-    server: &mut GrpcServer,
-    health: &mut HealthMonitor,
-    storage: Storage,
-    deps: Deps,
-) -> workflow::Payments {
-    let limits = server.limits();
-    health.watch(SERVICE_NAME, storage.probes());
-    let outbox = match deps.audit {
-        Some(audit) => {
-            let relay = Relay::new(storage.db.clone(), outbox::audit_sink(TARGET, audit));
-            let outbox = relay.outbox();
-            tokio::spawn(relay.run(deps.shutdown.clone()));
-            outbox
-        }
-        None => Outbox::detached(),
-    };
-    let store = store::Store::new(storage.db, outbox);
-    let payments = workflow::Payments::new(
-        store,
-        Arc::new(deps.channels),
-        deps.ledger,
-        deps.transfers,
-        &deps.notify_base_url,
-    );
-    tokio::spawn(
-        payments
-            .clone()
-            .run_sync(deps.sync_interval, deps.sync_after, deps.shutdown),
-    );
-    let service = PaymentServiceServer::new(api::PaymentApi::new(payments.clone()))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
-    server.add_service(service);
-    payments
+/// Serves payments: channels from the channels file, or paired with the
+/// sandbox running here; the sync job under the supervisor.
+fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let flags: PaymentArgs = ctx.flags()?;
+        let credentials = keys(ctx, &flags)?
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .channels
+            .take()
+            .context("the channels' credentials were taken already")?;
+        let storage = ctx.storage().await?;
+        let outbox = ctx.audit_outbox().await?;
+        let window = flags.payment_notify_window.as_secs() as i64;
+        let http = HttpClient::new(ctx.client_policy().timeout);
+        let channels = Arc::new(Channels::new(credentials, http, window));
+        // Tests ask the provider what it knows through the same channels.
+        ctx.publish(channels.clone());
+        let payments = workflow::Payments::new(
+            store::Store::new(storage.db, outbox),
+            channels,
+            ctx.upstream(LEDGER)?,
+            ctx.upstream(TRANSFERS)?,
+            &flags
+                .payment_notify_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", ctx.http_addr())),
+        );
+        let (after, clock) = (flags.payment_sync_after, ctx.clock());
+        let sync = payments.clone();
+        ctx.spawn_job(Job::every(
+            format!("{TARGET}.sync"),
+            flags.payment_sync_interval,
+            move || {
+                let (sync, now) = (sync.clone(), clock.now_micros());
+                async move {
+                    sync.sync_once(after, now).await?;
+                    Ok(Next::Interval)
+                }
+            },
+        ));
+        // Tests drive sync passes at chosen times through this handle.
+        ctx.publish(payments.clone());
+        let limits = ctx.limits();
+        let service = PaymentServiceServer::new(api::PaymentApi::new(payments))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        ctx.add_service(service);
+        Ok(())
+    })
+}
+
+/// Serves the sandbox provider on `--payment-sandbox-addr` with the keys
+/// paired with the payment service of this process.
+fn start_sandbox(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let flags: PaymentArgs = ctx.flags()?;
+        let (keys, listener) = {
+            let shared = keys(ctx, &flags)?;
+            let mut shared = shared.0.lock().unwrap_or_else(|e| e.into_inner());
+            let keys = shared
+                .sandbox
+                .take()
+                .context("the sandbox's keys were taken already")?;
+            (
+                keys,
+                shared
+                    .sandbox_listener
+                    .take()
+                    .context("the sandbox's listener was taken")?,
+            )
+        };
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let addr = listener.local_addr()?;
+        // Part of the banner: a newcomer should know no real money moves.
+        println!(
+            "  payment SANDBOX provider on {addr} (pays after {:?}; moves no money)",
+            flags.payment_sandbox_delay
+        );
+        let sandbox = flags.sandbox(keys);
+        ctx.publish(sandbox.clone());
+        let stop = ctx.shutdown();
+        ctx.spawn_task("payment sandbox", async move {
+            sandbox
+                .serve(listener, async move { stop.cancelled().await })
+                .await
+                .context("payment sandbox")
+        });
+        Ok(())
+    })
 }

@@ -11,7 +11,6 @@ use meshwork_proto::meshwork::finance::transaction::v1 as transaction_pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::client::MeshChannel;
 use meshwork_runtime::outbox::Event;
-use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::time::now_micros;
 use tonic::Code;
 use tracing::Instrument;
@@ -734,19 +733,6 @@ impl Payments {
             self.settle(payment).await;
         }
         Ok(())
-    }
-
-    /// Runs the sync job every `every` until `shutdown`.
-    pub async fn run_sync(self, every: Duration, after: Duration, shutdown: Shutdown) {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-            if let Err(error) = self.sync_once(after, now_micros()).await {
-                tracing::warn!(%error, "payment sync pass failed");
-            }
-        }
     }
 }
 

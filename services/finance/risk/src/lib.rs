@@ -16,11 +16,7 @@ pub mod error;
 pub mod store;
 
 use meshwork_proto::meshwork::finance::risk::v1::risk_service_server::RiskServiceServer;
-use meshwork_runtime::client::MeshChannel;
-use meshwork_runtime::counters::Counters;
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::server::GrpcServer;
-use meshwork_runtime::storage::Storage;
+use meshwork_runtime::service::{BoxFuture, Service, StartContext};
 use sqlx::migrate::Migrator;
 
 /// The target name: `meshwork serve --target finance.risk`.
@@ -32,19 +28,31 @@ pub const SERVICE_NAME: &str = "meshwork.finance.risk.v1.RiskService";
 /// The service's schema migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Adds the risk service to `server`, its dependencies to `health`.
-pub fn register(
-    server: &mut GrpcServer,
-    health: &mut HealthMonitor,
-    storage: Storage,
-    counters: Counters,
-    ledger: MeshChannel,
-) {
-    let limits = server.limits();
-    health.watch(SERVICE_NAME, storage.probes());
-    let engine = engine::Engine::new(store::Store::new(storage.db), counters, ledger);
-    let service = RiskServiceServer::new(api::RiskApi::new(engine))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
-    server.add_service(service);
+/// The ledger, asked when accounts were opened.
+const LEDGER: &str = "finance.account";
+
+/// The service's registration.
+pub static SERVICE: Service = Service {
+    target: TARGET,
+    grpc_services: &[SERVICE_NAME],
+    migrations: Some(&MIGRATOR),
+    calls: &[LEDGER],
+    flags: None,
+    start,
+};
+
+/// Serves risk control, with its velocity counters in the shared counters.
+fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let storage = ctx.storage().await?;
+        let counters = ctx.counters().await?;
+        let ledger = ctx.upstream(LEDGER)?;
+        let engine = engine::Engine::new(store::Store::new(storage.db), counters, ledger);
+        let limits = ctx.limits();
+        let service = RiskServiceServer::new(api::RiskApi::new(engine))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        ctx.add_service(service);
+        Ok(())
+    })
 }

@@ -29,12 +29,10 @@ pub mod workflow;
 use std::time::Duration;
 
 use meshwork_proto::meshwork::finance::transaction::v1::transaction_service_server::TransactionServiceServer;
-use meshwork_runtime::client::MeshChannel;
-use meshwork_runtime::health::HealthMonitor;
-use meshwork_runtime::outbox::{self, Outbox, Relay};
-use meshwork_runtime::server::GrpcServer;
-use meshwork_runtime::shutdown::Shutdown;
-use meshwork_runtime::storage::Storage;
+use meshwork_runtime::caller;
+use meshwork_runtime::config::parse_duration;
+use meshwork_runtime::jobs::{Job, Next};
+use meshwork_runtime::service::{BoxFuture, Service, StartContext};
 use sqlx::migrate::Migrator;
 
 pub use ledger::CallPolicy;
@@ -48,52 +46,90 @@ pub const SERVICE_NAME: &str = "meshwork.finance.transaction.v1.TransactionServi
 /// The service's schema migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// What the service needs besides its storage.
-#[derive(Clone)]
-pub struct Deps {
-    /// The ledger (finance.account), through the mesh client.
-    pub ledger: MeshChannel,
-    /// Risk control (finance.risk), through the mesh client.
-    pub risk: MeshChannel,
-    /// The audit trail (finance.audit), where the outbox relay delivers
-    /// events; `None` leaves them in the outbox table.
-    pub audit: Option<MeshChannel>,
-    /// How hard a decision or posting outcome is chased within one call.
-    pub call_policy: CallPolicy,
+const LEDGER: &str = "finance.account";
+const RISK: &str = "finance.risk";
+const AUDIT: &str = "finance.audit";
+
+/// The service's registration.
+pub static SERVICE: Service = Service {
+    target: TARGET,
+    grpc_services: &[SERVICE_NAME],
+    migrations: Some(&MIGRATOR),
+    calls: &[LEDGER, RISK, AUDIT],
+    flags: Some(<TransactionArgs as clap::Args>::augment_args),
+    start,
+};
+
+/// finance.transaction's flags.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "finance.transaction")]
+pub struct TransactionArgs {
     /// How often the settler looks for transfers left in flight.
-    pub settle_interval: Duration,
-    /// How long a transfer must have been in flight before the settler
-    /// takes it (longer than any call that may still be driving it).
-    pub settle_after: Duration,
-    /// Stops the settler.
-    pub shutdown: Shutdown,
+    #[arg(long, env = "MESHWORK_TRANSACTION_SETTLE_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub transaction_settle_interval: Duration,
+    /// How long a transfer must have been in flight before the settler takes
+    /// it (longer than any call that may still be driving it).
+    #[arg(long, env = "MESHWORK_TRANSACTION_SETTLE_AFTER", default_value = "10s", value_parser = parse_duration)]
+    pub transaction_settle_after: Duration,
+    /// Deadline of one attempt to learn a decision or a posting's outcome.
+    #[arg(long, env = "MESHWORK_TRANSACTION_ATTEMPT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub transaction_attempt_timeout: Duration,
+    /// Attempts to learn a decision or a posting's outcome within one call.
+    #[arg(long, env = "MESHWORK_TRANSACTION_ATTEMPTS", default_value_t = 4)]
+    pub transaction_attempts: u32,
+    /// First pause between those attempts (doubling, with jitter).
+    #[arg(long, env = "MESHWORK_TRANSACTION_BACKOFF", default_value = "50ms", value_parser = parse_duration)]
+    pub transaction_backoff: Duration,
 }
 
-/// Adds the transaction service to `server`, its dependencies to `health`,
-/// and starts its settler.
-pub fn register(server: &mut GrpcServer, health: &mut HealthMonitor, storage: Storage, deps: Deps) {
-    let limits = server.limits();
-    health.watch(SERVICE_NAME, storage.probes());
-    let outbox = match deps.audit {
-        Some(audit) => {
-            let relay = Relay::new(storage.db.clone(), outbox::audit_sink(TARGET, audit));
-            let outbox = relay.outbox();
-            tokio::spawn(relay.run(deps.shutdown.clone()));
-            outbox
+impl TransactionArgs {
+    /// How hard a decision or posting outcome is chased within one call.
+    pub fn call_policy(&self) -> CallPolicy {
+        CallPolicy {
+            attempt_timeout: self.transaction_attempt_timeout,
+            attempts: self.transaction_attempts,
+            backoff: self.transaction_backoff,
         }
-        None => Outbox::detached(),
-    };
-    let store = store::Store::new(storage.db, outbox);
-    let ledger = ledger::Ledger::new(deps.ledger, deps.call_policy);
-    let risk = risk::RiskControl::new(deps.risk, deps.call_policy);
-    let transfers = workflow::Transfers::new(store, risk, ledger);
-    tokio::spawn(transfers.clone().run_settler(
-        deps.settle_interval,
-        deps.settle_after,
-        deps.shutdown,
-    ));
-    let service = TransactionServiceServer::new(api::TransactionApi::new(transfers))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
-    server.add_service(service);
+    }
+}
+
+/// Serves transfers; the settler runs as a supervised job.
+fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let flags: TransactionArgs = ctx.flags()?;
+        let storage = ctx.storage().await?;
+        let outbox = ctx.audit_outbox().await?;
+        let store = store::Store::new(storage.db, outbox);
+        let ledger = ledger::Ledger::new(ctx.upstream(LEDGER)?, flags.call_policy());
+        let risk = risk::RiskControl::new(ctx.upstream(RISK)?, flags.call_policy());
+        let transfers = workflow::Transfers::new(store, risk, ledger);
+        let settler = transfers.clone();
+        let after = flags.transaction_settle_after;
+        ctx.spawn_job(Job::every(
+            format!("{TARGET}.settler"),
+            flags.transaction_settle_interval,
+            move || {
+                let settler = settler.clone();
+                async move {
+                    // Work the settler picks up is done on nobody's behalf in
+                    // particular; the audit trail names it.
+                    let round = caller::scope(
+                        Some("meshwork:settler".to_owned()),
+                        settler.settle_in_flight(after),
+                    );
+                    match round.await? {
+                        0 => {}
+                        count => tracing::info!(count, "settled transfers left in flight"),
+                    }
+                    Ok(Next::Interval)
+                }
+            },
+        ));
+        let limits = ctx.limits();
+        let service = TransactionServiceServer::new(api::TransactionApi::new(transfers))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        ctx.add_service(service);
+        Ok(())
+    })
 }

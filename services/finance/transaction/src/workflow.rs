@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use meshwork_runtime::caller;
-use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::time::now_micros;
 
 use meshwork_runtime::time::from_timestamp;
@@ -252,28 +250,6 @@ impl Transfers {
             }
         }
         Ok(count)
-    }
-
-    /// The background settler: every `interval`, settles what has been in
-    /// flight for longer than `min_age`, until shutdown.
-    pub async fn run_settler(self, interval: Duration, min_age: Duration, shutdown: Shutdown) {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            // Work the settler picks up is done on nobody's behalf in
-            // particular; the audit trail names it.
-            let round = caller::scope(
-                Some("meshwork:settler".to_owned()),
-                self.settle_in_flight(min_age),
-            );
-            match round.await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "settled transfers left in flight"),
-                Err(error) => tracing::warn!(%error, "settler could not read transfers in flight"),
-            }
-        }
     }
 }
 

@@ -1,8 +1,7 @@
 //! Balances read through the cache are never stale after a change.
 
 use meshwork_proto::meshwork::finance::account::v1::account_service_client::AccountServiceClient;
-use meshwork_runtime::storage::Storage;
-use meshwork_testkit::{Backend, TestServer, on_each_backend};
+use meshwork_testkit::{Backend, Mesh, on_each_backend};
 
 use crate::support::*;
 
@@ -36,20 +35,13 @@ async fn a_change_through_one_replica_is_seen_by_the_other() {
     cache.local_ttl = std::time::Duration::from_secs(600);
     let mut replicas = Vec::new();
     for _ in 0..2 {
-        let storage = Storage::open(&db, &cache, &finance_account::MIGRATOR)
+        let server = Mesh::builder(&backend)
             .await
-            .unwrap();
-        let server = TestServer::start(|grpc, health| {
-            finance_account::register(
-                grpc,
-                health,
-                storage,
-                meshwork_runtime::outbox::Outbox::detached(),
-                meshwork_runtime::time::Clock::system(),
-            )
-        })
-        .await;
-        let client = AccountServiceClient::new(server.plain_channel().await);
+            .db(finance_account::TARGET, db.clone())
+            .cache(finance_account::TARGET, cache.clone())
+            .start(&[&finance_account::SERVICE])
+            .await;
+        let client = AccountServiceClient::new(server.channel().await);
         replicas.push((server, client));
     }
     let (mut one, mut two) = (replicas[0].1.clone(), replicas[1].1.clone());

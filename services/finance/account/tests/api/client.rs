@@ -8,7 +8,7 @@ use meshwork_proto::meshwork::finance::account::v1::account_service_client::Acco
 use meshwork_runtime::client::{self, ClientPolicy};
 use meshwork_runtime::deadline;
 use meshwork_runtime::server::ServerLimits;
-use meshwork_testkit::{Backend, TestServer, spans_of_trace, traces};
+use meshwork_testkit::{Backend, Mesh, spans_of_trace, traces};
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use tracing::Instrument;
@@ -115,22 +115,16 @@ async fn idempotent_calls_are_retried_while_unavailable_then_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_over_the_configured_limit_are_refused() {
-    let storage = Backend::Embedded.storage(&finance_account::MIGRATOR).await;
     let limits = ServerLimits {
         max_message_bytes: 64 * 1024,
         ..ServerLimits::default()
     };
-    let server = TestServer::start_with(limits, |grpc, health| {
-        finance_account::register(
-            grpc,
-            health,
-            storage,
-            meshwork_runtime::outbox::Outbox::detached(),
-            meshwork_runtime::time::Clock::system(),
-        )
-    })
-    .await;
-    let mut client = AccountServiceClient::new(server.plain_channel().await);
+    let server = Mesh::builder(&Backend::Embedded)
+        .await
+        .limits(limits)
+        .start(&[&finance_account::SERVICE])
+        .await;
+    let mut client = AccountServiceClient::new(server.channel().await);
     let status = client
         .get_account(pb::GetAccountRequest {
             account_id: "a".repeat(70 * 1024),

@@ -1,16 +1,15 @@
 //! grpc.health.v1 follows the database, and goes NOT_SERVING on shutdown.
 
-use finance_account::{MIGRATOR, SERVICE_NAME, register};
-use meshwork_runtime::storage::Storage;
-use meshwork_testkit::{Backend, TcpProxy, TestServer, on_each_backend, target_of, with_host_port};
+use finance_account::{SERVICE, SERVICE_NAME, TARGET};
+use meshwork_testkit::{Backend, Mesh, TcpProxy, on_each_backend, target_of, with_host_port};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::*;
 
-async fn status(server: &TestServer, service: &str) -> ServingStatus {
-    let mut health = HealthClient::new(server.plain_channel().await);
+async fn status(server: &Mesh, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(server.channel().await);
     match health
         .check(HealthCheckRequest {
             service: service.to_owned(),
@@ -24,7 +23,7 @@ async fn status(server: &TestServer, service: &str) -> ServingStatus {
 
 on_each_backend!(async fn serving_until_shutdown_starts(backend) {
     let h = start(&backend).await;
-    let mut health = HealthClient::new(h.server.plain_channel().await);
+    let mut health = HealthClient::new(h.server.channel().await);
     let check = |service: &'static str| {
         let mut health = health.clone();
         async move { health.check(HealthCheckRequest { service: service.into() }).await.map(|r| r.into_inner().status()).ok() }
@@ -50,19 +49,11 @@ async fn not_serving_while_the_database_is_unreachable() {
     let proxy = TcpProxy::start(target_of(&db.url)).await;
     db.url = with_host_port(&db.url, proxy.addr());
     db.acquire_timeout = std::time::Duration::from_millis(500);
-    let storage = Storage::open(&db, &backend.fresh_cache_config(), &MIGRATOR)
+    let server = Mesh::builder(&backend)
         .await
-        .unwrap();
-    let server = TestServer::start(|grpc, health| {
-        register(
-            grpc,
-            health,
-            storage,
-            meshwork_runtime::outbox::Outbox::detached(),
-            meshwork_runtime::time::Clock::system(),
-        )
-    })
-    .await;
+        .db(TARGET, db)
+        .start(&[&SERVICE])
+        .await;
 
     assert!(
         eventually(|| async { status(&server, SERVICE_NAME).await == ServingStatus::Serving })

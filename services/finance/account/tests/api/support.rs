@@ -1,9 +1,8 @@
 //! What the tests share: a started service and a client, and short helpers.
 
-use finance_account::{MIGRATOR, register};
 use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_testkit::{Backend, TestServer};
+use meshwork_testkit::{Backend, Mesh};
 use pb::account_service_client::AccountServiceClient;
 use tonic::transport::Channel;
 
@@ -11,24 +10,14 @@ pub type Client = AccountServiceClient<Channel>;
 
 /// One running account service and a client of it.
 pub struct Harness {
-    pub server: TestServer,
+    pub server: Mesh,
     pub client: Client,
 }
 
 /// Starts the account service on fresh storage of `backend`.
 pub async fn start(backend: &Backend) -> Harness {
-    let storage = backend.storage(&MIGRATOR).await;
-    let server = TestServer::start(|grpc, health| {
-        register(
-            grpc,
-            health,
-            storage,
-            meshwork_runtime::outbox::Outbox::detached(),
-            meshwork_runtime::time::Clock::system(),
-        )
-    })
-    .await;
-    let client = AccountServiceClient::new(server.plain_channel().await);
+    let server = Mesh::start(backend, &[&finance_account::SERVICE]).await;
+    let client = AccountServiceClient::new(server.channel().await);
     Harness { server, client }
 }
 

@@ -4,32 +4,24 @@ use std::collections::HashMap;
 
 use meshwork_proto::meshwork::finance::audit::v1 as pb;
 use meshwork_runtime::db::{Database, DbConfig};
-use meshwork_runtime::storage::Storage;
-use meshwork_testkit::{Backend, TestServer};
+use meshwork_testkit::{Backend, Mesh};
 use tonic::transport::Channel;
 
 pub type Trail = pb::audit_service_client::AuditServiceClient<Channel>;
 
 pub struct Harness {
     #[allow(dead_code)]
-    pub server: TestServer,
+    pub server: Mesh,
     pub trail: Trail,
     pub db: DbConfig,
 }
 
 pub async fn start(backend: &Backend) -> Harness {
-    let db = backend.fresh_db_config();
-    let storage = Storage::open(&db, &backend.fresh_cache_config(), &finance_audit::MIGRATOR)
-        .await
-        .expect("storage");
-    let server = TestServer::start(|grpc, health| {
-        finance_audit::register(grpc, health, storage, finance_audit::Masking::standard())
-    })
-    .await;
+    let server = Mesh::start(backend, &[&finance_audit::SERVICE]).await;
     Harness {
-        trail: Trail::new(server.plain_channel().await),
+        trail: Trail::new(server.channel().await),
+        db: server.db_config(finance_audit::TARGET),
         server,
-        db,
     }
 }
 

@@ -3,18 +3,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use finance_payment::credentials::{self, Credentials};
 use finance_payment::sandbox::{Behaviour, Sandbox};
-use meshwork_gateway::edge::{Gateway, GatewayConfig};
+use meshwork_gateway::edge::GatewayConfig;
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::audit::v1 as audit_pb;
 use meshwork_proto::meshwork::finance::payment::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::client::{self, ClientPolicy};
 use meshwork_runtime::http_client::{Answer, HttpClient};
-use meshwork_runtime::outbox::{self, Relay};
-use meshwork_runtime::shutdown::Shutdown;
-use meshwork_testkit::{Backend, TestServer};
+use meshwork_testkit::{Backend, Mesh};
 use tonic::transport::Channel;
 
 pub type Accounts = account_pb::account_service_client::AccountServiceClient<Channel>;
@@ -23,10 +19,10 @@ pub type PaymentsClient = pb::payment_service_client::PaymentServiceClient<Chann
 
 /// The services, the sandbox, the edge, and clients.
 pub struct Harness {
-    _servers: Vec<TestServer>,
+    _mesh: Mesh,
     pub sandbox: Sandbox,
     /// The channels as the service sees them (to ask the provider).
-    pub channels: finance_payment::Channels,
+    pub channels: std::sync::Arc<finance_payment::Channels>,
     /// The service's workflow (to run a sync pass at a chosen time).
     pub workflow: finance_payment::workflow::Payments,
     /// `http://127.0.0.1:<port>` of the REST edge.
@@ -36,13 +32,6 @@ pub struct Harness {
     pub payments: PaymentsClient,
     /// A merchant account (CNY) that payments credit.
     pub merchant: String,
-    shutdown: Shutdown,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 /// How a test sets the world up.
@@ -78,122 +67,47 @@ pub fn cny(amount_minor: i64) -> Option<Money> {
 }
 
 pub async fn start(backend: &Backend, options: Options) -> Harness {
-    let shutdown = Shutdown::new();
-    let mut servers = Vec::new();
-    let channel = |server: &TestServer| {
-        client::channel(&server.url(), ClientPolicy::default()).expect("channel")
-    };
+    let millis = |d: Duration| format!("{}ms", d.as_millis());
+    let behaviour = &options.behaviour;
+    let mesh = Mesh::builder(backend)
+        .await
+        .edge(GatewayConfig::default())
+        .flag("--transaction-settle-interval=1s")
+        .flag("--transaction-settle-after=2s")
+        .flag("--payment-sandbox-addr=127.0.0.1:0")
+        .flag(format!(
+            "--payment-sandbox-delay={}",
+            millis(behaviour.delay)
+        ))
+        .flag(format!(
+            "--payment-sandbox-decline-rate={}",
+            behaviour.decline_rate
+        ))
+        .flag(format!(
+            "--payment-sandbox-lost-rate={}",
+            behaviour.lost_rate
+        ))
+        .flag(format!("--payment-sandbox-copies={}", behaviour.copies))
+        .flag(format!(
+            "--payment-sync-interval={}",
+            millis(options.sync_interval)
+        ))
+        .flag(format!(
+            "--payment-sync-after={}",
+            millis(options.sync_after)
+        ))
+        .start(&[
+            &finance_account::SERVICE,
+            &finance_audit::SERVICE,
+            &finance_risk::SERVICE,
+            &finance_transaction::SERVICE,
+            &finance_payment::SERVICE,
+            &finance_payment::SANDBOX,
+        ])
+        .await;
+    let edge = mesh.edge_url().expect("the edge runs");
 
-    let audit_storage = backend.storage(&finance_audit::MIGRATOR).await;
-    let audit = TestServer::start(|grpc, health| {
-        finance_audit::register(
-            grpc,
-            health,
-            audit_storage,
-            finance_audit::Masking::standard(),
-        )
-    })
-    .await;
-
-    let ledger_storage = backend.storage(&finance_account::MIGRATOR).await;
-    let relay = Relay::new(
-        ledger_storage.db.clone(),
-        outbox::audit_sink(finance_account::TARGET, channel(&audit)),
-    );
-    let ledger_outbox = relay.outbox();
-    tokio::spawn(relay.run(shutdown.clone()));
-    let ledger = TestServer::start(|grpc, health| {
-        finance_account::register(
-            grpc,
-            health,
-            ledger_storage,
-            ledger_outbox,
-            meshwork_runtime::time::Clock::system(),
-        )
-    })
-    .await;
-
-    let risk_storage = backend.storage(&finance_risk::MIGRATOR).await;
-    let counters = backend.counters().await;
-    let risk_ledger = channel(&ledger);
-    let risk = TestServer::start(|grpc, health| {
-        finance_risk::register(grpc, health, risk_storage, counters, risk_ledger)
-    })
-    .await;
-
-    let transaction_storage = backend.storage(&finance_transaction::MIGRATOR).await;
-    let deps = finance_transaction::Deps {
-        ledger: channel(&ledger),
-        risk: channel(&risk),
-        audit: Some(channel(&audit)),
-        call_policy: finance_transaction::CallPolicy::default(),
-        settle_interval: Duration::from_secs(1),
-        settle_after: Duration::from_secs(2),
-        shutdown: shutdown.clone(),
-    };
-    let transactions = TestServer::start(|grpc, health| {
-        finance_transaction::register(grpc, health, transaction_storage, deps)
-    })
-    .await;
-
-    // The sandbox and the edge need their addresses before the payment
-    // service (which calls the one and is called back through the other).
-    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sandbox_url = format!("http://{}", sandbox_listener.local_addr().unwrap());
-    let (file, keys) = credentials::pair_with_sandbox(&sandbox_url);
-    let sandbox = Sandbox::new(keys, options.behaviour);
-    let stop = shutdown.clone();
-    tokio::spawn(
-        sandbox
-            .clone()
-            .serve(sandbox_listener, async move { stop.cancelled().await }),
-    );
-    let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let edge = format!("http://{}", edge_listener.local_addr().unwrap());
-
-    let payment_storage = backend.storage(&finance_payment::MIGRATOR).await;
-    let deps = finance_payment::Deps {
-        channels: finance_payment::Channels::new(
-            Credentials::from_file(&file).unwrap(),
-            HttpClient::new(Duration::from_secs(5)),
-            300,
-        ),
-        ledger: channel(&ledger),
-        transfers: channel(&transactions),
-        audit: Some(channel(&audit)),
-        notify_base_url: edge.clone(),
-        sync_interval: options.sync_interval,
-        sync_after: options.sync_after,
-        shutdown: shutdown.clone(),
-    };
-    let mut workflow = None;
-    let payment = TestServer::start(|grpc, health| {
-        workflow = Some(finance_payment::register(
-            grpc,
-            health,
-            payment_storage,
-            deps,
-        ));
-    })
-    .await;
-
-    let payment_url = payment.url();
-    let gateway = Gateway::new(
-        |_| client::channel(&payment_url, ClientPolicy::default()).expect("channel"),
-        GatewayConfig::default(),
-    )
-    .expect("routes");
-    let (reporter, _) = tonic_health::server::health_reporter();
-    let router = meshwork_gateway::router(
-        meshwork_gateway::Readiness::local(reporter),
-        Some(std::sync::Arc::new(gateway)),
-    );
-    let stop = shutdown.clone();
-    tokio::spawn(meshwork_gateway::serve(edge_listener, router, async move {
-        stop.cancelled().await
-    }));
-
-    let mut accounts = Accounts::new(ledger.plain_channel().await);
+    let mut accounts = Accounts::new(mesh.channel().await);
     let merchant = accounts
         .create_account(account_pb::CreateAccountRequest {
             request_id: rid(),
@@ -207,24 +121,16 @@ pub async fn start(backend: &Backend, options: Options) -> Harness {
         .account
         .unwrap()
         .account_id;
-    let trail = Trail::new(audit.plain_channel().await);
-    let payments = PaymentsClient::new(payment.plain_channel().await);
-    servers.extend([audit, ledger, risk, transactions, payment]);
     Harness {
-        _servers: servers,
-        sandbox,
-        workflow: workflow.expect("registered"),
-        channels: finance_payment::Channels::new(
-            Credentials::from_file(&file).unwrap(),
-            HttpClient::new(Duration::from_secs(5)),
-            300,
-        ),
+        sandbox: mesh.get(),
+        workflow: mesh.get(),
+        channels: mesh.get(),
         edge,
         accounts,
-        trail,
-        payments,
+        trail: Trail::new(mesh.channel().await),
+        payments: PaymentsClient::new(mesh.channel().await),
         merchant,
-        shutdown,
+        _mesh: mesh,
     }
 }
 

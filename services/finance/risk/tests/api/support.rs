@@ -3,8 +3,8 @@
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::client::{self, ClientPolicy};
-use meshwork_testkit::{Backend, TestServer};
+use meshwork_runtime::time::Clock;
+use meshwork_testkit::{Backend, Mesh};
 use tonic::transport::Channel;
 
 pub type Risk = pb::risk_service_client::RiskServiceClient<Channel>;
@@ -12,39 +12,24 @@ pub type Accounts = account_pb::account_service_client::AccountServiceClient<Cha
 
 pub struct Harness {
     #[allow(dead_code)]
-    pub ledger: TestServer,
-    #[allow(dead_code)]
-    pub server: TestServer,
+    pub mesh: Mesh,
     pub risk: Risk,
     pub accounts: Accounts,
 }
 
+/// Risk control and the ledger it asks about account ages. The clock
+/// stands at T0 (10:00 UTC), so accounts opened here are opened in daylight
+/// whenever the suite runs.
 pub async fn start(backend: &Backend) -> Harness {
-    let ledger_storage = backend.storage(&finance_account::MIGRATOR).await;
-    let ledger = TestServer::start(|grpc, health| {
-        finance_account::register(
-            grpc,
-            health,
-            ledger_storage,
-            meshwork_runtime::outbox::Outbox::detached(),
-            // The ledger's clock stands at T0 (10:00 UTC), so accounts opened
-            // here are opened in daylight whenever the suite runs.
-            meshwork_runtime::time::Clock::fixed(T0 * 1_000_000),
-        )
-    })
-    .await;
-    let storage = backend.storage(&finance_risk::MIGRATOR).await;
-    let counters = backend.counters().await;
-    let channel = client::channel(&ledger.url(), ClientPolicy::default()).unwrap();
-    let server = TestServer::start(|grpc, health| {
-        finance_risk::register(grpc, health, storage, counters, channel)
-    })
-    .await;
+    let mesh = Mesh::builder(backend)
+        .await
+        .clock(Clock::fixed(T0 * 1_000_000))
+        .start(&[&finance_account::SERVICE, &finance_risk::SERVICE])
+        .await;
     Harness {
-        risk: Risk::new(server.plain_channel().await),
-        accounts: Accounts::new(ledger.plain_channel().await),
-        ledger,
-        server,
+        risk: Risk::new(mesh.channel().await),
+        accounts: Accounts::new(mesh.channel().await),
+        mesh,
     }
 }
 

@@ -9,12 +9,9 @@ use meshwork_proto::meshwork::finance::audit::v1 as audit_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::client::{self, ClientPolicy};
+use meshwork_runtime::client::ClientPolicy;
 use meshwork_runtime::db::DbConfig;
-use meshwork_runtime::outbox::{self, Relay};
-use meshwork_runtime::shutdown::Shutdown;
-use meshwork_runtime::storage::Storage;
-use meshwork_testkit::{Backend, TcpProxy, TestServer, target_of, with_host_port};
+use meshwork_testkit::{Backend, Mesh, TcpProxy, with_host_port};
 use tonic::transport::Channel;
 
 pub type Accounts = account_pb::account_service_client::AccountServiceClient<Channel>;
@@ -22,37 +19,25 @@ pub type Trail = audit_pb::audit_service_client::AuditServiceClient<Channel>;
 pub type Rules = risk_pb::risk_service_client::RiskServiceClient<Channel>;
 pub type Transactions = pb::transaction_service_client::TransactionServiceClient<Channel>;
 
-/// The ledger, the transaction service in front of it, and clients.
+/// The ledger, risk control, the audit trail and the transaction service,
+/// started as `meshwork up` starts them, and clients.
 pub struct Harness {
-    /// The servers run as long as the harness lives.
+    /// The services run as long as the harness lives.
     #[allow(dead_code)]
-    pub ledger: TestServer,
-    #[allow(dead_code)]
-    pub service: TestServer,
-    #[allow(dead_code)]
-    pub risk: TestServer,
+    pub mesh: Mesh,
     /// Risk control's API (rules, policy, assessments).
     pub rules: Rules,
-    #[allow(dead_code)]
-    pub audit: TestServer,
     /// Between both services' outbox relays and the audit trail.
     pub audit_proxy: TcpProxy,
     /// The audit trail's API.
     pub trail: Trail,
-    /// Between the transaction service and the ledger.
+    /// Between the services and the ledger.
     pub proxy: TcpProxy,
     pub accounts: Accounts,
     pub transfers: Transactions,
     /// The databases of both, to reach behind the services' backs.
     pub ledger_db: DbConfig,
     pub service_db: DbConfig,
-    shutdown: Shutdown,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 /// How the harness is set up.
@@ -78,111 +63,55 @@ pub async fn start(backend: &Backend) -> Harness {
 }
 
 pub async fn start_with(backend: &Backend, options: Options) -> Harness {
-    let ledger_db = backend.fresh_db_config();
-    let service_db = backend.fresh_db_config();
-    let shutdown = Shutdown::new();
-    // The audit trail, behind a proxy a test can cut to take it away.
-    let audit_storage = backend.storage(&finance_audit::MIGRATOR).await;
-    let audit = TestServer::start(|grpc, health| {
-        finance_audit::register(
-            grpc,
-            health,
-            audit_storage,
-            finance_audit::Masking::standard(),
+    let builder = Mesh::builder(backend).await;
+    let url = builder.url();
+    // The audit trail and the ledger, each behind a proxy a test can cut.
+    let audit_proxy = TcpProxy::start(builder.addr()).await;
+    let proxy = TcpProxy::start(builder.addr()).await;
+    let millis = |d: Duration| format!("{}ms", d.as_millis());
+    let policy = options.call_policy;
+    let mesh = builder
+        .upstream(
+            finance_audit::TARGET,
+            with_host_port(&url, audit_proxy.addr()),
         )
-    })
-    .await;
-    let audit_proxy = TcpProxy::start(target_of(&audit.url())).await;
-    let audit_channel = || {
-        client::channel(
-            &with_host_port(&audit.url(), audit_proxy.addr()),
-            ClientPolicy::default(),
-        )
-        .expect("audit channel")
-    };
-    let ledger_storage = Storage::open(
-        &ledger_db,
-        &backend.fresh_cache_config(),
-        &finance_account::MIGRATOR,
-    )
-    .await
-    .expect("ledger storage");
-    let ledger_relay = Relay::new(
-        ledger_storage.db.clone(),
-        outbox::audit_sink(finance_account::TARGET, audit_channel()),
-    );
-    let ledger_outbox = ledger_relay.outbox();
-    tokio::spawn(ledger_relay.run(shutdown.clone()));
-    let ledger = TestServer::start(|grpc, health| {
-        finance_account::register(
-            grpc,
-            health,
-            ledger_storage,
-            ledger_outbox,
-            meshwork_runtime::time::Clock::system(),
-        )
-    })
-    .await;
-    let risk_storage = Storage::open(
-        &backend.fresh_db_config(),
-        &backend.fresh_cache_config(),
-        &finance_risk::MIGRATOR,
-    )
-    .await
-    .expect("risk storage");
-    let counters = backend.counters().await;
-    let risk_ledger = client::channel(&ledger.url(), ClientPolicy::default()).expect("channel");
-    let risk = TestServer::start(|grpc, health| {
-        finance_risk::register(grpc, health, risk_storage, counters, risk_ledger)
-    })
-    .await;
-    let proxy = TcpProxy::start(target_of(&ledger.url())).await;
-    let storage = Storage::open(
-        &service_db,
-        &backend.fresh_cache_config(),
-        &finance_transaction::MIGRATOR,
-    )
-    .await
-    .expect("service storage");
-    let deps = finance_transaction::Deps {
-        ledger: client::channel(
-            &with_host_port(&ledger.url(), proxy.addr()),
-            ClientPolicy {
-                timeout: Duration::from_secs(5),
-                max_attempts: 2,
-                base_backoff: Duration::from_millis(20),
-            },
-        )
-        .expect("ledger channel"),
-        risk: client::channel(&risk.url(), ClientPolicy::default()).expect("risk channel"),
-        audit: Some(audit_channel()),
-        call_policy: options.call_policy,
-        settle_interval: options.settle_interval,
-        settle_after: options.settle_after,
-        shutdown: shutdown.clone(),
-    };
-    let service = TestServer::start(|grpc, health| {
-        finance_transaction::register(grpc, health, storage, deps)
-    })
-    .await;
-    let accounts = Accounts::new(ledger.plain_channel().await);
-    let rules = Rules::new(risk.plain_channel().await);
-    let trail = Trail::new(audit.plain_channel().await);
-    let transfers = Transactions::new(service.plain_channel().await);
+        .upstream(finance_account::TARGET, with_host_port(&url, proxy.addr()))
+        .client_policy(ClientPolicy {
+            timeout: Duration::from_secs(5),
+            max_attempts: 2,
+            base_backoff: Duration::from_millis(20),
+        })
+        .flag(format!(
+            "--transaction-settle-interval={}",
+            millis(options.settle_interval)
+        ))
+        .flag(format!(
+            "--transaction-settle-after={}",
+            millis(options.settle_after)
+        ))
+        .flag(format!(
+            "--transaction-attempt-timeout={}",
+            millis(policy.attempt_timeout)
+        ))
+        .flag(format!("--transaction-attempts={}", policy.attempts))
+        .flag(format!("--transaction-backoff={}", millis(policy.backoff)))
+        .start(&[
+            &finance_account::SERVICE,
+            &finance_audit::SERVICE,
+            &finance_risk::SERVICE,
+            &finance_transaction::SERVICE,
+        ])
+        .await;
     Harness {
-        audit,
+        accounts: Accounts::new(mesh.channel().await),
+        rules: Rules::new(mesh.channel().await),
+        trail: Trail::new(mesh.channel().await),
+        transfers: Transactions::new(mesh.channel().await),
+        ledger_db: mesh.db_config(finance_account::TARGET),
+        service_db: mesh.db_config(finance_transaction::TARGET),
+        mesh,
         audit_proxy,
-        trail,
-        ledger,
-        risk,
-        rules,
-        service,
         proxy,
-        accounts,
-        transfers,
-        ledger_db,
-        service_db,
-        shutdown,
     }
 }
 

@@ -1,17 +1,19 @@
-//! finance.payment's flags, and the sandbox provider that `meshwork up`
-//! runs for it.
+//! finance.payment's flags, those of the sandbox provider that `meshwork
+//! up` runs for it, and the channels' keys they lead to.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use finance_payment::credentials::{self, ChannelsFile, Credentials, SandboxKeys};
-use finance_payment::sandbox::{Behaviour, Sandbox};
 use meshwork_runtime::config::parse_duration;
+
+use crate::credentials::{self, ChannelsFile, Credentials, SandboxKeys};
+use crate::sandbox::{Behaviour, Sandbox};
 
 /// Flags of the payment service and the sandbox provider.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "finance.payment and payment-sandbox")]
 pub struct PaymentArgs {
     /// JSON file of the channels' endpoints, merchant ids and keys. Without
     /// it the payment service uses the sandbox provider run in this process.
@@ -63,14 +65,26 @@ pub struct PaymentArgs {
         default_value_t = 0.0
     )]
     pub payment_sandbox_lost_rate: f64,
+    /// Sandbox: how many times each notification is sent (providers resend
+    /// when unsure; more than 1 tests that duplicates change nothing).
+    #[arg(
+        long,
+        env = "MESHWORK_PAYMENT_SANDBOX_COPIES",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=10)
+    )]
+    pub payment_sandbox_copies: u32,
 }
 
 /// The two sides of the channels' keys in this process.
 pub struct Keys {
-    /// The payment service's.
-    pub channels: Credentials,
+    /// The payment service's (taken when it starts).
+    pub channels: Option<Credentials>,
     /// The sandbox's, when it runs here with generated keys.
     pub sandbox: Option<SandboxKeys>,
+    /// The sandbox's listener, bound before the keys were made so that
+    /// they name its real address (port 0 picks a free one).
+    pub sandbox_listener: Option<std::net::TcpListener>,
 }
 
 impl PaymentArgs {
@@ -91,8 +105,9 @@ impl PaymentArgs {
                 // The error names where the JSON came from, never its content.
                 let channels = Credentials::from_json(&text).with_context(|| origin)?;
                 Ok(Keys {
-                    channels,
+                    channels: Some(channels),
                     sandbox: None,
+                    sandbox_listener: None,
                 })
             }
             (Some(_), true) => anyhow::bail!(
@@ -100,12 +115,21 @@ impl PaymentArgs {
                  (or do not run the payment-sandbox target)"
             ),
             (None, true) => {
-                let base = format!("http://{}", self.payment_sandbox_addr);
+                let addr = self.payment_sandbox_addr;
+                let listener = std::net::TcpListener::bind(addr).with_context(|| {
+                    format!(
+                        "cannot listen for the payment sandbox on {addr} (already in use? \
+                         choose another with --payment-sandbox-addr)"
+                    )
+                })?;
+                listener.set_nonblocking(true)?;
+                let base = format!("http://{}", listener.local_addr()?);
                 let (file, sandbox): (ChannelsFile, SandboxKeys) =
                     credentials::pair_with_sandbox(&base);
                 Ok(Keys {
-                    channels: Credentials::from_file(&file)?,
+                    channels: Some(Credentials::from_file(&file)?),
                     sandbox: Some(sandbox),
+                    sandbox_listener: Some(listener),
                 })
             }
             (None, false) => anyhow::bail!(
@@ -122,7 +146,7 @@ impl PaymentArgs {
                 delay: self.payment_sandbox_delay,
                 decline_rate: self.payment_sandbox_decline_rate.clamp(0.0, 1.0),
                 lost_rate: self.payment_sandbox_lost_rate.clamp(0.0, 1.0),
-                copies: 1,
+                copies: self.payment_sandbox_copies,
             },
         )
     }

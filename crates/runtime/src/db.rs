@@ -151,6 +151,9 @@ impl Database {
     /// Applies the service's migrations that have not run yet.
     pub async fn migrate(&self, migrator: &Migrator) -> Result<(), DbError> {
         migrator.run(&self.pool).await?;
+        // After the service's own: those of the finance services created
+        // the platform tables themselves (see the platform migration).
+        platform_migrator().run(&self.pool).await?;
         Ok(())
     }
 
@@ -175,6 +178,20 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The runtime's own migrations (`crates/runtime/migrations`): the tables
+/// every service has (`idempotency_keys`, `outbox`), defined once. They are
+/// tracked in a table of their own, so that they and the service's
+/// migrations never see each other's versions.
+pub fn platform_migrator() -> &'static Migrator {
+    static SOURCE: Migrator = sqlx::migrate!("./migrations");
+    static PLATFORM: std::sync::OnceLock<Migrator> = std::sync::OnceLock::new();
+    PLATFORM.get_or_init(|| {
+        let mut migrator = Migrator::with_migrations(SOURCE.iter().cloned().collect());
+        migrator.dangerous_set_table_name("_meshwork_platform_migrations");
+        migrator
+    })
 }
 
 struct DbProbe {
@@ -279,5 +296,31 @@ mod tests {
             sqlite_path("sqlite://data/a.db?mode=rwc"),
             Some("data/a.db".into())
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_service_gets_the_platform_tables_with_its_own_migrations() {
+        use sqlx::migrate::{Migration, MigrationType};
+        let dir = std::env::temp_dir().join(format!("meshwork-db-{}", uuid::Uuid::now_v7()));
+        let db = Database::connect(&DbConfig::sqlite_file(&dir.join("x.db")))
+            .await
+            .unwrap();
+        // A service of its own tables only, as new services are written.
+        let own = Migrator::with_migrations(vec![Migration::new(
+            1,
+            "things".into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str("CREATE TABLE things (id TEXT PRIMARY KEY)"),
+            false,
+        )]);
+        db.migrate(&own).await.unwrap();
+        db.migrate(&own).await.unwrap(); // again: nothing to do, no error
+        let mut tx = db.pool().begin().await.unwrap();
+        let claim = crate::idempotency::claim(&mut tx, "r1", "f", 1).await.unwrap();
+        assert_eq!(claim, crate::idempotency::Claim::New);
+        let event = crate::outbox::Event::new("thing.made", "things/1", "OK");
+        crate::outbox::enqueue(&mut tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+        db.close().await;
     }
 }

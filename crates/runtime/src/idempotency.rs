@@ -13,7 +13,9 @@
 //! SQLite has one writer at a time. Failed requests are not remembered (their
 //! transaction rolls back), so a retry after a refusal is evaluated afresh.
 //!
-//! Every service that uses it creates the table in its own migrations:
+//! The table is one of the platform tables that
+//! [`crate::db::Database::migrate`] creates after every service's own
+//! migrations (`crates/runtime/migrations`); a service does not define it:
 //! ```sql
 //! CREATE TABLE idempotency_keys (
 //!     request_id  TEXT PRIMARY KEY,

@@ -15,7 +15,9 @@
 //! relay delivers it inside that trace, so the receiver's work shows up in
 //! the same trace as the original request.
 //!
-//! Every service that uses it creates the table in its own migrations:
+//! The table is one of the platform tables that
+//! [`crate::db::Database::migrate`] creates after every service's own
+//! migrations (`crates/runtime/migrations`); a service does not define it:
 //! ```sql
 //! CREATE TABLE outbox (
 //!     event_id     TEXT PRIMARY KEY,

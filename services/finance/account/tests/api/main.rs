@@ -10,3 +10,4 @@ mod money;
 mod support;
 mod tracing;
 mod transfers;
+mod upgrade;

@@ -1,0 +1,58 @@
+//! A ledger database made by the release before the platform migrations
+//! (the service's own migrations only, which created `idempotency_keys` and
+//! `outbox` themselves) migrates forward without losing a row, and the
+//! service starts on it.
+
+use meshwork_proto::meshwork::finance::account::v1 as pb;
+use meshwork_runtime::db::Database;
+use meshwork_testkit::{Mesh, on_each_backend};
+
+use crate::support::*;
+
+on_each_backend!(async fn a_database_of_the_previous_release_migrates_without_loss(backend) {
+    let db = backend.fresh_db_config();
+    // What the previous release did: the service's migrations, nothing
+    // else; then a claimed request and an event waiting for the relay.
+    let old = Database::connect(&db).await.unwrap();
+    finance_account::MIGRATOR.run(old.pool()).await.unwrap();
+    sqlx::query("INSERT INTO idempotency_keys (request_id, fingerprint, result_id, created_at) VALUES ('request:old', 'f', 'acc_old', 1)")
+        .execute(old.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent) \
+         VALUES ('evt_old', 1, 'a', 'account.opened', 'accounts/acc_old', 'OK', '{}', '')",
+    )
+    .execute(old.pool())
+    .await
+    .unwrap();
+    let tracked = sqlx::query("SELECT count(*) FROM _meshwork_platform_migrations").fetch_one(old.pool()).await;
+    assert!(tracked.is_err(), "the previous release had no platform migrations");
+    old.close().await;
+
+    // The new release: the platform migrations run after the service's.
+    let new = Database::connect(&db).await.unwrap();
+    new.migrate(&finance_account::MIGRATOR).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _meshwork_platform_migrations")
+        .fetch_one(new.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, 1, "the platform migration is recorded");
+    let key: String = sqlx::query_scalar("SELECT result_id FROM idempotency_keys WHERE request_id = 'request:old'").fetch_one(new.pool()).await.unwrap();
+    let event: String = sqlx::query_scalar("SELECT action FROM outbox WHERE event_id = 'evt_old'").fetch_one(new.pool()).await.unwrap();
+    assert_eq!((key.as_str(), event.as_str()), ("acc_old", "account.opened"));
+    new.close().await;
+
+    // The service starts on it and works as before.
+    let mesh = Mesh::builder(&backend).await.db(finance_account::TARGET, db).start(&[&finance_account::SERVICE]).await;
+    let mut client = pb::account_service_client::AccountServiceClient::new(mesh.channel().await);
+    let request = pb::CreateAccountRequest {
+        request_id: rid(),
+        owner_id: "new".into(),
+        currency: "EUR".into(),
+        r#type: pb::AccountType::Checking as i32,
+    };
+    let first = client.create_account(request.clone()).await.unwrap().into_inner().account.unwrap();
+    let again = client.create_account(request).await.unwrap().into_inner().account.unwrap();
+    assert_eq!(again.account_id, first.account_id, "a request id replays");
+});

@@ -166,6 +166,7 @@ async fn start(
 ) -> anyhow::Result<(AccountServiceClient<Channel>, String, Mesh)> {
     let mesh = Mesh::builder(backend)
         .await
+        .own_telemetry()
         .db(finance_account::TARGET, db.clone())
         .cache(finance_account::TARGET, cache.clone())
         .try_start(&[&finance_account::SERVICE])

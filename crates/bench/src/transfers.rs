@@ -51,6 +51,7 @@ async fn until_audited(transactions: &DbConfig) -> anyhow::Result<Duration> {
 async fn start_mesh(backend: &Backend) -> anyhow::Result<Finance> {
     let mesh = Mesh::builder(backend)
         .await
+        .own_telemetry()
         .try_start(&[
             &finance_account::SERVICE,
             &finance_audit::SERVICE,

@@ -4,6 +4,7 @@
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use meshwork_gateway::config::GatewayArgs;
 use meshwork_runtime::config::RuntimeArgs;
+use meshwork_runtime::service;
 
 use crate::targets;
 
@@ -68,12 +69,7 @@ enum Command {
 pub fn command() -> clap::Command {
     let mut command = Cli::command();
     for name in ["up", "serve"] {
-        command = command.mut_subcommand(name, |sub| {
-            targets::SERVICES
-                .iter()
-                .filter_map(|service| service.flags)
-                .fold(sub, |sub, augment| augment(sub))
-        });
+        command = command.mut_subcommand(name, |sub| service::with_flags(sub, targets::SERVICES));
     }
     command
 }

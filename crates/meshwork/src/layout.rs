@@ -109,6 +109,32 @@ fn domain_modules_import_no_transport_or_storage() {
 }
 
 #[test]
+fn the_contracts_readme_lists_every_package() {
+    let root = repo().join("proto");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut stack = vec![root.join("meshwork")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "proto") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let package = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("package "))
+                    .and_then(|p| p.strip_suffix(';'))
+                    .unwrap_or_else(|| panic!("{} has no package", path.display()));
+                assert!(
+                    readme.contains(&format!("| `{package}` |")),
+                    "proto/README.md has no row for {package}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn the_dependency_reader_sees_only_normal_dependencies() {
     let manifest = "[package]\nname = \"x\"\n[dependencies]\na = 1\nb = { workspace = true }\n\
                     [dev-dependencies]\nc = 1\n";

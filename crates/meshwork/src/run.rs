@@ -201,7 +201,7 @@ async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Res
 fn announce(targets: &BTreeSet<&'static str>, args: &RuntimeArgs) {
     let names: Vec<&str> = targets.iter().copied().collect();
     println!(
-        "meshwork {} running: {}",
+        "meshwork {} starting: {}",
         env!("CARGO_PKG_VERSION"),
         names.join(", ")
     );

@@ -33,8 +33,9 @@ pub struct RuntimeArgs {
     /// `redis://...`: second cache level and cross-replica invalidation. Unset: in-process only.
     #[arg(long, env = "MESHWORK_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Log format on stderr.
-    #[arg(long, env = "MESHWORK_LOG_FORMAT", value_enum, default_value = "json")]
+    /// Log format on stderr: auto is human-readable on a terminal, JSON
+    /// when the output goes to a pipe or a file.
+    #[arg(long, env = "MESHWORK_LOG_FORMAT", value_enum, default_value = "auto")]
     pub log_format: LogFormat,
     /// Longest time a call may take on the server (a shorter grpc-timeout wins).
     #[arg(long, env = "MESHWORK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

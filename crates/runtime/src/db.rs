@@ -316,7 +316,9 @@ mod tests {
         db.migrate(&own).await.unwrap();
         db.migrate(&own).await.unwrap(); // again: nothing to do, no error
         let mut tx = db.pool().begin().await.unwrap();
-        let claim = crate::idempotency::claim(&mut tx, "r1", "f", 1).await.unwrap();
+        let claim = crate::idempotency::claim(&mut tx, "r1", "f", 1)
+            .await
+            .unwrap();
         assert_eq!(claim, crate::idempotency::Claim::New);
         let event = crate::outbox::Event::new("thing.made", "things/1", "OK");
         crate::outbox::enqueue(&mut tx, &event).await.unwrap();

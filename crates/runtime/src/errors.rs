@@ -31,6 +31,122 @@ impl Violation {
     }
 }
 
+/// The failures every service shares, with one `From` each (see
+/// [`common_errors!`]): a service's error enum has one variant
+/// `Common(Common)` instead of repeating these and their conversions.
+#[derive(Debug, thiserror::Error)]
+pub enum Common {
+    /// The request is malformed.
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    /// The same request_id with another payload.
+    #[error(transparent)]
+    KeyReused(#[from] crate::idempotency::KeyReused),
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// Anything else (details are logged, not sent).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Common {
+    /// The status a caller gets.
+    pub fn status(&self) -> Status {
+        match self {
+            Self::Invalid(violations) => invalid_argument(violations),
+            Self::KeyReused(reused) => {
+                failed_precondition("IDEMPOTENCY_KEY_REUSED", "request_id", &reused.to_string())
+            }
+            Self::Unavailable(cause) => unavailable("database", cause),
+            Self::Internal(cause) => internal(cause),
+        }
+    }
+
+    /// The stable reason of the status.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "INVALID_ARGUMENT",
+            Self::KeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
+            Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<sqlx::Error> for Common {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
+}
+
+impl From<crate::validate::Invalid> for Common {
+    fn from(invalid: crate::validate::Invalid) -> Self {
+        Self::Invalid(invalid.0)
+    }
+}
+
+impl From<crate::idempotency::ClaimError> for Common {
+    fn from(error: crate::idempotency::ClaimError) -> Self {
+        match error {
+            crate::idempotency::ClaimError::KeyReused(reused) => reused.into(),
+            crate::idempotency::ClaimError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl From<Common> for Status {
+    fn from(common: Common) -> Self {
+        common.status()
+    }
+}
+
+/// Gives a service's error enum, which has a variant `Common(Common)`, the
+/// conversions from what every service's code meets (`sqlx::Error`,
+/// `validate::Invalid`, `idempotency::ClaimError`, `KeyReused`) and an
+/// `internal(cause)` constructor, so that `?` works and no service writes
+/// them again.
+#[macro_export]
+macro_rules! common_errors {
+    ($error:ty) => {
+        impl From<$crate::errors::Common> for $error {
+            fn from(common: $crate::errors::Common) -> Self {
+                Self::Common(common)
+            }
+        }
+        impl From<sqlx::Error> for $error {
+            fn from(error: sqlx::Error) -> Self {
+                Self::Common(error.into())
+            }
+        }
+        impl From<$crate::validate::Invalid> for $error {
+            fn from(invalid: $crate::validate::Invalid) -> Self {
+                Self::Common(invalid.into())
+            }
+        }
+        impl From<$crate::idempotency::ClaimError> for $error {
+            fn from(error: $crate::idempotency::ClaimError) -> Self {
+                Self::Common(error.into())
+            }
+        }
+        impl From<$crate::idempotency::KeyReused> for $error {
+            fn from(reused: $crate::idempotency::KeyReused) -> Self {
+                Self::Common(reused.into())
+            }
+        }
+        impl $error {
+            /// Anything else: `cause` is logged, never sent.
+            pub fn internal(cause: impl std::fmt::Display) -> Self {
+                Self::Common($crate::errors::Common::Internal(cause.to_string()))
+            }
+        }
+    };
+}
+
 /// INVALID_ARGUMENT with a `BadRequest` listing every violation.
 pub fn invalid_argument(violations: &[Violation]) -> Status {
     let message = match violations {

@@ -7,7 +7,10 @@
 //! unhealthy (the services that started it report NOT_SERVING through
 //! [`JobProbe`]) and is tried again with exponential backoff; the next round
 //! that succeeds makes it healthy again. Shutdown stops every job between
-//! rounds, and [`Jobs::wait`] returns once all have stopped.
+//! rounds; a round still running [`ROUND_GRACE`] after shutdown began is
+//! dropped (rounds are idempotent or at-least-once by design: the next
+//! start does the work again), and [`Jobs::wait`] returns once all have
+//! stopped.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +85,9 @@ impl Job {
         &self.name
     }
 }
+
+/// How long a round may go on after shutdown began before it is dropped.
+pub const ROUND_GRACE: Duration = Duration::from_secs(3);
 
 /// Backoff after failed rounds: 100 ms doubling up to 30 s.
 fn backoff(failures: u32) -> Duration {
@@ -203,7 +209,20 @@ async fn supervise(job: Job, healthy: Arc<AtomicBool>, shutdown: Shutdown) {
             () = tokio::time::sleep(pause) => {}
             () = woken => {}
         }
-        let outcome = AssertUnwindSafe((job.round)()).catch_unwind().await;
+        // The closure is called inside the guarded future, so that a panic
+        // while building the round is caught like one inside it.
+        let round = AssertUnwindSafe(async { (job.round)().await }).catch_unwind();
+        let stopped = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(ROUND_GRACE).await;
+        };
+        let outcome = tokio::select! {
+            outcome = round => outcome,
+            () = stopped => {
+                tracing::warn!(job = %job.name, "job round dropped: still running after the shutdown grace");
+                return;
+            }
+        };
         let (label, next) = match outcome {
             Ok(Ok(next)) => {
                 failures = 0;
@@ -314,6 +333,29 @@ mod tests {
 
         shutdown.cancel();
         drop(send);
+        jobs.wait().await;
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_making_a_round_is_caught_too() {
+        let shutdown = Shutdown::new();
+        let mut jobs = Jobs::new(shutdown.clone());
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let probe = jobs.spawn(Job::every(
+            "test.eager",
+            Duration::from_millis(1),
+            move || {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("the closure itself panics");
+                }
+                async { Ok(Next::Interval) }
+            },
+        ));
+        // The job lives on: a second call happens, and it heals.
+        assert!(until(|| calls.load(Ordering::SeqCst) >= 2 && probe.healthy()).await);
+        assert_eq!(round_count("test.eager", "panic"), 1);
+        shutdown.cancel();
         jobs.wait().await;
     }
 

@@ -16,7 +16,9 @@
 //!   across hops;
 //! - [`health`]: dependency-aware `grpc.health.v1` statuses;
 //! - [`db`], [`idempotency`], [`cache`]: storage, request-id claims, the
-//!   multi-level cache;
+//!   multi-level cache; [`claimed`]: the claimed transaction every
+//!   idempotent mutation runs in (claim, replay, work, record, events,
+//!   commit);
 //! - [`counters`]: expiring shared counters (Redis or in-process) for
 //!   sliding-window limits;
 //! - [`storage`]: a service's database and cache, opened one way;
@@ -35,6 +37,7 @@
 
 pub mod cache;
 pub mod caller;
+pub mod claimed;
 pub mod client;
 pub mod config;
 pub mod contracts;

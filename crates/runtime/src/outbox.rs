@@ -229,6 +229,10 @@ impl Relay {
         self.sink.deliver(event).instrument(span).await
     }
 
+    /// The next pending events. A row that cannot be read as an event
+    /// (its attributes are not JSON: written by hand, or damaged) is set
+    /// aside with `delivered_at = -1` and logged, so that one bad row can
+    /// neither block the events behind it nor take the service down.
     async fn pending(&self) -> Result<Vec<Event>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent \
@@ -237,22 +241,33 @@ impl Relay {
         .bind(BATCH)
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let attributes: String = row.try_get("attributes")?;
-                Ok(Event {
-                    id: row.try_get("event_id")?,
-                    occurred_at: row.try_get("occurred_at")?,
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    resource: row.try_get("resource")?,
-                    outcome: row.try_get("outcome")?,
-                    attributes: serde_json::from_str(&attributes)
-                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                    traceparent: row.try_get("traceparent")?,
-                })
-            })
-            .collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("event_id")?;
+            let attributes: String = row.try_get("attributes")?;
+            let attributes = match serde_json::from_str(&attributes) {
+                Ok(attributes) => attributes,
+                Err(error) => {
+                    tracing::error!(event_id = %id, %error, "outbox row is not a readable event: set aside (delivered_at = -1)");
+                    sqlx::query("UPDATE outbox SET delivered_at = -1 WHERE event_id = $1")
+                        .bind(&id)
+                        .execute(self.db.pool())
+                        .await?;
+                    continue;
+                }
+            };
+            events.push(Event {
+                id,
+                occurred_at: row.try_get("occurred_at")?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                resource: row.try_get("resource")?,
+                outcome: row.try_get("outcome")?,
+                attributes,
+                traceparent: row.try_get("traceparent")?,
+            });
+        }
+        Ok(events)
     }
 
     /// The relay as a supervised job named `<source>.outbox`: a round at
@@ -340,5 +355,57 @@ impl Sink for AuditSink {
                 .map(|_| ())
                 .map_err(|status| format!("{:?}: {}", status.code(), status.message()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::db::DbConfig;
+
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Sink for Recorder {
+        fn deliver<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
+            self.0.lock().unwrap().push(event.id.clone());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_that_is_no_event_is_set_aside_and_the_rest_go_out() {
+        let dir = std::env::temp_dir().join(format!("meshwork-outbox-{}", uuid::Uuid::now_v7()));
+        let db = Database::connect(&DbConfig::sqlite_file(&dir.join("o.db")))
+            .await
+            .unwrap();
+        db.migrate(&sqlx::migrate::Migrator::DEFAULT).await.unwrap();
+        let mut tx = db.pool().begin().await.unwrap();
+        let good = Event::new("thing.made", "things/1", "OK");
+        enqueue(&mut tx, &good).await.unwrap();
+        tx.commit().await.unwrap();
+        sqlx::query(
+            "INSERT INTO outbox (event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent) \
+             VALUES ('evt_bad', 0, 'a', 'x', 'y', 'OK', 'not json', '')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let sink = Arc::new(Recorder(Mutex::new(Vec::new())));
+        let relay = Relay::new(db.clone(), sink.clone());
+        assert_eq!(relay.deliver_pending().await.unwrap(), 1);
+        assert_eq!(
+            sink.0.lock().unwrap().as_slice(),
+            std::slice::from_ref(&good.id)
+        );
+        let bad: i64 =
+            sqlx::query_scalar("SELECT delivered_at FROM outbox WHERE event_id = 'evt_bad'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(bad, -1);
+        assert_eq!(relay.deliver_pending().await.unwrap(), 0, "nothing left");
+        db.close().await;
     }
 }

@@ -64,6 +64,21 @@ impl Service {
     }
 }
 
+/// `command` with the flags of `services` added, each flag once (two
+/// targets of one crate may declare the same flags, like finance.payment
+/// and its sandbox).
+pub fn with_flags(mut command: clap::Command, services: &[&Service]) -> clap::Command {
+    for augment in services.iter().filter_map(|service| service.flags) {
+        let flags = augment(clap::Command::new("flags"));
+        for arg in flags.get_arguments() {
+            if command.get_arguments().all(|a| a.get_id() != arg.get_id()) {
+                command = command.arg(arg.clone());
+            }
+        }
+    }
+    command
+}
+
 impl std::fmt::Debug for StartContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StartContext")
@@ -317,5 +332,43 @@ impl StartContext {
                 Ok(Outbox::detached())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Args)]
+    struct Shared {
+        /// A flag two targets share.
+        #[arg(long, default_value = "x")]
+        shared_flag: String,
+    }
+
+    fn start(_: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    static ONE: Service = Service {
+        target: "test.one",
+        grpc_services: &[],
+        migrations: None,
+        calls: &[],
+        flags: Some(<Shared as clap::Args>::augment_args),
+        start,
+    };
+    static TWO: Service = Service {
+        target: "test.two",
+        ..ONE
+    };
+
+    #[test]
+    fn flags_two_targets_share_are_added_once() {
+        let command = with_flags(clap::Command::new("t").no_binary_name(true), &[&ONE, &TWO]);
+        command.clone().debug_assert();
+        let matches = command.try_get_matches_from(["--shared-flag", "y"]).unwrap();
+        let flags = <Shared as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        assert_eq!(flags.shared_flag, "y");
     }
 }

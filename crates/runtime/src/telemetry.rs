@@ -21,6 +21,9 @@ use tracing_subscriber::{Layer, fmt};
 /// How logs are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines when a person watches (stdout and stderr are
+    /// terminals), JSON otherwise (a pipe, a file, a container's log).
+    Auto,
     /// One JSON object per line, with the fields of the current span and of
     /// every span around it (so `trace_id` from the RPC span is on each line).
     Json,
@@ -30,6 +33,20 @@ pub enum LogFormat {
     /// [`captured_logs`].
     #[value(skip)]
     Test,
+}
+
+impl LogFormat {
+    /// `Auto` decided for this process; the others as they are.
+    pub fn resolve(self) -> Self {
+        use std::io::IsTerminal;
+        match self {
+            Self::Auto if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() => {
+                Self::Pretty
+            }
+            Self::Auto => Self::Json,
+            other => other,
+        }
+    }
 }
 
 /// Owns the tracer provider; [`Telemetry::shutdown`] flushes what is buffered.
@@ -69,6 +86,7 @@ pub fn install(
     provider: SdkTracerProvider,
     format: LogFormat,
 ) -> Result<Telemetry, crate::BoxError> {
+    let format = format.resolve();
     opentelemetry::global::set_text_map_propagator(
         opentelemetry::propagation::TextMapCompositePropagator::new(vec![
             Box::new(TraceContextPropagator::new()),
@@ -104,7 +122,10 @@ pub fn install(
             .with_span_list(true)
             .with_writer(std::io::stderr)
             .boxed(),
-        LogFormat::Pretty => fmt::layer().compact().with_writer(std::io::stderr).boxed(),
+        // Auto is resolved above; a person reads the compact form.
+        LogFormat::Pretty | LogFormat::Auto => {
+            fmt::layer().compact().with_writer(std::io::stderr).boxed()
+        }
         // Tests log what production logs (JSON), to the test harness's
         // output and to a buffer that tests can search (see
         // [`captured_logs`]).

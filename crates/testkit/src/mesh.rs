@@ -76,9 +76,17 @@ pub struct MeshBuilder {
     client_policy: ClientPolicy,
     limits: ServerLimits,
     edge: Option<meshwork_gateway::edge::GatewayConfig>,
+    test_telemetry: bool,
 }
 
 impl MeshBuilder {
+    /// Leaves telemetry as the process set it up (a bench), instead of the
+    /// test kit's in-memory exporter (see [`crate::traces`]).
+    pub fn own_telemetry(mut self) -> Self {
+        self.test_telemetry = false;
+        self
+    }
+
     /// The mesh's gRPC address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -147,11 +155,16 @@ impl MeshBuilder {
 
     /// Starts `services` and serves them.
     pub async fn try_start(self, services: &[&'static Service]) -> anyhow::Result<Mesh> {
-        crate::traces();
-        let command = services.iter().filter_map(|service| service.flags).fold(
+        if self.test_telemetry {
+            crate::traces();
+        }
+        // Flags as the test gives them, never from the environment: a
+        // developer's MESHWORK_* variables must not change a test.
+        let command = meshwork_runtime::service::with_flags(
             clap::Command::new("mesh").no_binary_name(true),
-            |c, augment| augment(c),
-        );
+            services,
+        )
+        .mut_args(|arg| arg.env(None));
         let flags = command.try_get_matches_from(&self.flags)?;
         let edge_listener = match &self.edge {
             Some(_) => Some(TcpListener::bind("127.0.0.1:0").await?),
@@ -199,8 +212,9 @@ impl MeshBuilder {
         if let (Some(listener), Some(config)) = (edge_listener, self.edge) {
             edge_url = Some(format!("http://{http_addr}"));
             let own = url.clone();
+            let policy = self.client_policy;
             let gateway = meshwork_gateway::edge::Gateway::new(
-                |_| client::channel(&own, ClientPolicy::default()).expect("own URL"),
+                |_| client::channel(&own, policy).expect("own URL"),
                 config,
             )?;
             let router = meshwork_gateway::router(
@@ -255,6 +269,7 @@ impl Mesh {
                 ..ServerLimits::default()
             },
             edge: None,
+            test_telemetry: true,
         }
     }
 

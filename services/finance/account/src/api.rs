@@ -168,10 +168,9 @@ impl AccountService for AccountApi {
     ) -> Result<Response<pb::LookupAccountResponse>, Status> {
         let request = request.into_inner();
         let number = AccountNumber::parse(&request.account_number).map_err(|reason| {
-            AccountError::Invalid(vec![meshwork_runtime::errors::Violation::new(
-                "account_number",
-                reason,
-            )])
+            AccountError::from(meshwork_runtime::validate::Invalid(vec![
+                meshwork_runtime::errors::Violation::new("account_number", reason),
+            ]))
         })?;
         let account = self
             .store

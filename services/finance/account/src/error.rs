@@ -1,16 +1,12 @@
 //! Everything that can go wrong in finance.account, and the one mapping of it
 //! to gRPC statuses. Reasons in `ErrorInfo` are stable: clients branch on them.
 
-use meshwork_runtime::errors::{self, Violation};
-use meshwork_runtime::{db, idempotency, validate};
+use meshwork_runtime::errors::{self, Common};
 use tonic::Status;
 
 /// An account service error.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    /// The request is malformed.
-    #[error("invalid request")]
-    Invalid(Vec<Violation>),
     /// No such account.
     #[error("account {0} not found")]
     NotFound(String),
@@ -52,19 +48,16 @@ pub enum AccountError {
         account_id: String,
         message: String,
     },
-    /// The same request_id with another payload.
-    #[error(transparent)]
-    KeyReused(#[from] idempotency::KeyReused),
     /// A concurrent change won; the client may retry.
     #[error("account {0} changed concurrently")]
     Conflict(String),
-    /// The database could not be reached.
-    #[error("database unavailable: {0}")]
-    Unavailable(sqlx::Error),
-    /// Anything else.
-    #[error("{0}")]
-    Internal(String),
+    /// What every service shares: invalid requests, reused request ids,
+    /// the database, anything else.
+    #[error(transparent)]
+    Common(Common),
 }
+
+meshwork_runtime::common_errors!(AccountError);
 
 /// How a final refusal is kept in the idempotency table.
 const RECORD_PREFIX: &str = "refused:";
@@ -102,37 +95,12 @@ impl AccountError {
     }
 }
 
-impl From<validate::Invalid> for AccountError {
-    fn from(invalid: validate::Invalid) -> Self {
-        Self::Invalid(invalid.0)
-    }
-}
-
-impl From<sqlx::Error> for AccountError {
-    fn from(error: sqlx::Error) -> Self {
-        if db::is_unavailable(&error) {
-            Self::Unavailable(error)
-        } else {
-            Self::Internal(error.to_string())
-        }
-    }
-}
-
-impl From<idempotency::ClaimError> for AccountError {
-    fn from(error: idempotency::ClaimError) -> Self {
-        match error {
-            idempotency::ClaimError::KeyReused(reused) => reused.into(),
-            idempotency::ClaimError::Db(error) => error.into(),
-        }
-    }
-}
-
 impl From<AccountError> for Status {
     fn from(error: AccountError) -> Self {
         use AccountError::*;
         let resource = |id: &str| format!("accounts/{id}");
         match &error {
-            Invalid(violations) => errors::invalid_argument(violations),
+            Common(common) => common.status(),
             NotFound(id) => errors::not_found("account", &resource(id)),
             Frozen { account_id } => errors::failed_precondition(
                 "ACCOUNT_FROZEN",
@@ -189,14 +157,7 @@ impl From<AccountError> for Status {
                 account_id,
                 message,
             } => errors::failed_precondition(reason, &resource(account_id), message),
-            KeyReused(_) => errors::failed_precondition(
-                "IDEMPOTENCY_KEY_REUSED",
-                "request_id",
-                &error.to_string(),
-            ),
             Conflict(_) => errors::aborted("CONCURRENT_UPDATE", &error.to_string()),
-            Unavailable(cause) => errors::unavailable("database", cause),
-            Internal(cause) => errors::internal(cause),
         }
     }
 }

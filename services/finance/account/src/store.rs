@@ -7,9 +7,10 @@
 //! guards (state, currency, funds, version) are checked by the database at
 //! the moment of the write, not by an earlier read.
 
+use meshwork_runtime::claimed::Claimed;
 use meshwork_runtime::db::Database;
-use meshwork_runtime::idempotency::{self, Claim};
-use meshwork_runtime::outbox::{self, Event, Outbox};
+use meshwork_runtime::idempotency;
+use meshwork_runtime::outbox::{Event, Outbox};
 use meshwork_runtime::time::Clock;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -28,15 +29,7 @@ macro_rules! account_columns {
     };
 }
 
-/// Whether a mutation did its work now or returned an earlier result for
-/// the same request id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// Done by this call.
-    Now,
-    /// Done before; this call changed nothing.
-    Earlier,
-}
+pub use meshwork_runtime::claimed::Applied;
 
 /// What a posting did: the posting, whether now, and the balances it left on
 /// both accounts (empty for a replay, whose effects are long committed).
@@ -91,14 +84,19 @@ impl Store {
             new.account_type.as_str(),
         ]);
         let now = self.clock.now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
-        {
-            let account = fetch_account(&mut tx, &id)
+        let mut claimed = Claimed::begin(
+            &self.db,
+            &self.outbox,
+            &request_key(request_id),
+            &fingerprint,
+            now,
+        )
+        .await?;
+        if let Some(id) = claimed.replayed() {
+            let account = fetch_account(claimed.conn(), &id)
                 .await?
                 .ok_or_else(|| missing_result(&id))?;
-            tx.commit().await?;
+            claimed.finish().await?;
             return Ok((account, Applied::Earlier));
         }
         let account = Account {
@@ -114,8 +112,7 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let account = insert_account(&mut tx, account).await?;
-        idempotency::record_result(&mut tx, &request_key(request_id), &account.id).await?;
+        let account = insert_account(claimed.conn(), account).await?;
         // The full number goes to the audit trail, which masks it at its
         // door; it is never logged here.
         let event = Event::new("account.created", &format!("accounts/{}", account.id), "OK")
@@ -124,9 +121,8 @@ impl Store {
             .attr("owner_id", &account.owner_id)
             .attr("currency", &account.currency)
             .attr("type", account.account_type.as_str());
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.outbox.wake();
+        claimed.event(event);
+        claimed.commit(&account.id).await?;
         Ok((account, Applied::Now))
     }
 
@@ -185,14 +181,19 @@ impl Store {
     ) -> Result<(Account, Applied), AccountError> {
         let fingerprint = idempotency::fingerprint(&[change.name(), account_id, change.reason()]);
         let now = self.clock.now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
-        {
-            let account = fetch_account(&mut tx, &id)
+        let mut claimed = Claimed::begin(
+            &self.db,
+            &self.outbox,
+            &request_key(request_id),
+            &fingerprint,
+            now,
+        )
+        .await?;
+        if let Some(id) = claimed.replayed() {
+            let account = fetch_account(claimed.conn(), &id)
                 .await?
                 .ok_or_else(|| missing_result(&id))?;
-            tx.commit().await?;
+            claimed.finish().await?;
             return Ok((account, Applied::Earlier));
         }
         // The row is locked before it is read (a no-op write: PostgreSQL
@@ -201,9 +202,9 @@ impl Store {
         // version race; and a close sees the balance it decides on.
         sqlx::query("UPDATE accounts SET version = version WHERE account_id = $1")
             .bind(account_id)
-            .execute(&mut *tx)
+            .execute(claimed.conn())
             .await?;
-        let account = fetch_account(&mut tx, account_id)
+        let account = fetch_account(claimed.conn(), account_id)
             .await?
             .ok_or_else(|| AccountError::NotFound(account_id.to_owned()))?;
         let (state, freeze_reason) = account.transition(change)?;
@@ -216,12 +217,11 @@ impl Store {
         .bind(now)
         .bind(account_id)
         .bind(account.version)
-        .execute(&mut *tx)
+        .execute(claimed.conn())
         .await?;
         if updated.rows_affected() != 1 {
             return Err(AccountError::Conflict(account_id.to_owned()));
         }
-        idempotency::record_result(&mut tx, &request_key(request_id), account_id).await?;
         let action = match change {
             StateChange::Freeze { .. } => "account.frozen",
             StateChange::Unfreeze { .. } => "account.unfrozen",
@@ -230,9 +230,8 @@ impl Store {
         let event = Event::new(action, &format!("accounts/{account_id}"), "OK")
             .attr("account_id", account_id)
             .attr("reason", change.reason());
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.outbox.wake();
+        claimed.event(event);
+        claimed.commit(account_id).await?;
         let account = Account {
             state,
             freeze_reason,
@@ -267,14 +266,19 @@ impl Store {
             &movement.memo,
         ]);
         let now = self.clock.now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, &request_key(request_id), &fingerprint, now).await?
-        {
-            let posting = fetch_posting(&mut tx, &id)
+        let mut claimed = Claimed::begin(
+            &self.db,
+            &self.outbox,
+            &request_key(request_id),
+            &fingerprint,
+            now,
+        )
+        .await?;
+        if let Some(id) = claimed.replayed() {
+            let posting = fetch_posting(claimed.conn(), &id)
                 .await?
                 .ok_or_else(|| missing_result(&id))?;
-            tx.commit().await?;
+            claimed.finish().await?;
             let settlement_id = settlement_account_id(&posting.currency);
             return Ok(Posted {
                 posting,
@@ -283,7 +287,8 @@ impl Store {
                 balances: Vec::new(),
             });
         }
-        let settlement_id = ensure_settlement_account(&mut tx, &movement.currency, now).await?;
+        let settlement_id =
+            ensure_settlement_account(claimed.conn(), &movement.currency, now).await?;
         let delta = match movement.movement {
             Movement::Deposit => movement.amount_minor,
             Movement::Withdrawal => -movement.amount_minor,
@@ -303,10 +308,10 @@ impl Store {
         .bind(&movement.account_id)
         .bind(movement.currency.as_str())
         .bind(MAX_BALANCE_MINOR)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(claimed.conn())
         .await?;
         let Some(customer) = customer else {
-            return Err(refusal(&mut tx, movement).await);
+            return Err(refusal(claimed.conn(), movement).await);
         };
         let balance_after_minor: i64 = customer.try_get("balance_minor")?;
         let customer_version: i64 = customer.try_get("version")?;
@@ -320,7 +325,7 @@ impl Store {
         .bind(now)
         .bind(&settlement_id)
         .bind(MAX_BALANCE_MINOR)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(claimed.conn())
         .await?
         .ok_or_else(|| AccountError::BalanceLimit { account_id: settlement_id.clone() })?;
         let balances = vec![
@@ -354,7 +359,7 @@ impl Store {
             created_at: posted_at,
         };
         insert_posting(
-            &mut tx,
+            claimed.conn(),
             &posting,
             [
                 Entry {
@@ -370,7 +375,6 @@ impl Store {
             ],
         )
         .await?;
-        idempotency::record_result(&mut tx, &request_key(request_id), &posting.id).await?;
         let action = match movement.movement {
             Movement::Deposit => "account.deposited",
             Movement::Withdrawal => "account.withdrawn",
@@ -381,9 +385,8 @@ impl Store {
             .attr("currency", &movement.currency)
             .attr("posting_id", &posting.id)
             .attr("memo", &movement.memo);
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.outbox.wake();
+        claimed.event(event);
+        claimed.commit(&posting.id).await?;
         Ok(Posted {
             posting,
             applied: Applied::Now,
@@ -462,10 +465,10 @@ impl Store {
         fingerprint: &str,
     ) -> Result<Posted, AccountError> {
         let now = self.clock.now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(stored) = idempotency::claim(&mut tx, key, fingerprint, now).await? {
-            let outcome = self.replay_transfer(&mut tx, &stored).await;
-            tx.commit().await?;
+        let mut claimed = Claimed::begin(&self.db, &self.outbox, key, fingerprint, now).await?;
+        if let Some(stored) = claimed.replayed() {
+            let outcome = self.replay_transfer(claimed.conn(), &stored).await;
+            claimed.finish().await?;
             return outcome;
         }
 
@@ -484,12 +487,12 @@ impl Store {
             .bind(account_id)
             .bind(transfer.currency.as_str())
             .bind(MAX_BALANCE_MINOR)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(claimed.conn())
             .await?;
             let Some(row) = row else {
                 // Judged outside this transaction: inside it, a first leg
                 // already applied would distort the second's verdict.
-                tx.rollback().await?;
+                claimed.rollback().await?;
                 let mut conn = self.db.pool().acquire().await?;
                 return Err(transfer_refusal(&mut conn, transfer).await);
             };
@@ -520,7 +523,7 @@ impl Store {
             created_at: posted_at,
         };
         insert_posting(
-            &mut tx,
+            claimed.conn(),
             &posting,
             [
                 Entry {
@@ -536,8 +539,7 @@ impl Store {
             ],
         )
         .await?;
-        idempotency::record_result(&mut tx, key, &posting.id).await?;
-        tx.commit().await?;
+        claimed.commit(&posting.id).await?;
         Ok(Posted {
             posting,
             applied: Applied::Now,
@@ -791,7 +793,7 @@ async fn insert_account(
         // A number collision (1 in 10^11 per pair): draw another.
         account.number = AccountNumber::generate();
     }
-    Err(AccountError::Internal(
+    Err(AccountError::internal(
         "could not allocate a unique account number".to_owned(),
     ))
 }
@@ -900,9 +902,9 @@ fn currency_of(row: &AnyRow) -> Result<Currency, AccountError> {
 }
 
 fn corrupt(column: &str, detail: &str) -> AccountError {
-    AccountError::Internal(format!("stored {column} is invalid: {detail}"))
+    AccountError::internal(format!("stored {column} is invalid: {detail}"))
 }
 
 fn missing_result(id: &str) -> AccountError {
-    AccountError::Internal(format!("idempotency key points at missing result {id}"))
+    AccountError::internal(format!("idempotency key points at missing result {id}"))
 }

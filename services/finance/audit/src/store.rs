@@ -75,7 +75,7 @@ impl Store {
         };
         record.hash = record.expected_hash();
         let attributes = serde_json::to_string(&event.attributes)
-            .map_err(|e| AuditError::Internal(e.to_string()))?;
+            .map_err(|e| AuditError::internal(e.to_string()))?;
         sqlx::query(concat!(
             "INSERT INTO audit_records (",
             record_columns!(),

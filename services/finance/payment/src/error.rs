@@ -1,8 +1,7 @@
 //! Everything that can go wrong in finance.payment, and the one mapping of
 //! it to gRPC statuses. Reasons in `ErrorInfo` are stable.
 
-use meshwork_runtime::errors::{self, Violation};
-use meshwork_runtime::{db, idempotency, validate};
+use meshwork_runtime::errors::{self, Common};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -12,9 +11,6 @@ use crate::domain::Refusal;
 /// A payment service error.
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
-    /// The request is malformed.
-    #[error("invalid request")]
-    Invalid(Vec<Violation>),
     /// No such payment (or refund).
     #[error("payment {0} not found")]
     NotFound(String),
@@ -55,16 +51,13 @@ pub enum PaymentError {
     /// Another worker changed the payment at the same time, repeatedly.
     #[error("payment {0} changed concurrently")]
     Conflict(String),
-    /// The same request_id with another payload.
+    /// What every service shares: invalid requests, reused request ids,
+    /// the database, anything else.
     #[error(transparent)]
-    KeyReused(#[from] idempotency::KeyReused),
-    /// The database could not be reached.
-    #[error("database unavailable: {0}")]
-    Unavailable(sqlx::Error),
-    /// Anything else.
-    #[error("{0}")]
-    Internal(String),
+    Common(Common),
 }
+
+meshwork_runtime::common_errors!(PaymentError);
 
 impl PaymentError {
     /// The stable reason, as counted and recorded for refused notifications.
@@ -94,35 +87,7 @@ impl PaymentError {
             Self::ChannelRefused(_) => "CHANNEL_REFUSED",
             Self::Upstream { .. } => "DEPENDENCY_UNAVAILABLE",
             Self::Conflict(_) => "CONCURRENT_UPDATE",
-            Self::KeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
-            Self::Invalid(_) => "INVALID_ARGUMENT",
-            Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL",
-        }
-    }
-}
-
-impl From<validate::Invalid> for PaymentError {
-    fn from(invalid: validate::Invalid) -> Self {
-        Self::Invalid(invalid.0)
-    }
-}
-
-impl From<sqlx::Error> for PaymentError {
-    fn from(error: sqlx::Error) -> Self {
-        if db::is_unavailable(&error) {
-            Self::Unavailable(error)
-        } else {
-            Self::Internal(error.to_string())
-        }
-    }
-}
-
-impl From<idempotency::ClaimError> for PaymentError {
-    fn from(error: idempotency::ClaimError) -> Self {
-        match error {
-            idempotency::ClaimError::KeyReused(reused) => reused.into(),
-            idempotency::ClaimError::Db(error) => error.into(),
+            Self::Common(common) => common.reason(),
         }
     }
 }
@@ -133,7 +98,7 @@ impl From<PaymentError> for Status {
         let reason = error.reason();
         let message = error.to_string();
         match &error {
-            Invalid(violations) => errors::invalid_argument(violations),
+            Common(common) => common.status(),
             NotFound(id) => errors::not_found("payment", &format!("payments/{id}")),
             MerchantNotFound(id) => errors::not_found("account", &format!("accounts/{id}")),
             MerchantUnusable { account_id, .. } => {
@@ -155,9 +120,6 @@ impl From<PaymentError> for Status {
             ChannelUnavailable(cause) => errors::unavailable("payment channel", cause),
             Upstream { service, cause } => errors::unavailable(service, cause),
             Conflict(_) => errors::aborted(reason, &message),
-            KeyReused(_) => errors::failed_precondition(reason, "request_id", &message),
-            Unavailable(cause) => errors::unavailable("database", cause),
-            Internal(cause) => errors::internal(cause),
         }
     }
 }

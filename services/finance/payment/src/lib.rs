@@ -65,7 +65,7 @@ pub static SERVICE: Service = Service {
     grpc_services: &[SERVICE_NAME],
     migrations: Some(&MIGRATOR),
     calls: &[LEDGER, TRANSFERS, AUDIT],
-    // The sandbox reads the same flags; they are added once, here.
+    // The sandbox declares the same flags; they are added once.
     flags: Some(<PaymentArgs as clap::Args>::augment_args),
     start,
 };
@@ -77,7 +77,7 @@ pub static SANDBOX: Service = Service {
     grpc_services: &[],
     migrations: None,
     calls: &[],
-    flags: None,
+    flags: Some(<PaymentArgs as clap::Args>::augment_args),
     start: start_sandbox,
 };
 

@@ -7,8 +7,9 @@
 //! that happened. Refunds reserve their amount with a guarded update on the
 //! payment row, so concurrent refunds never add up to more than was paid.
 
+use meshwork_runtime::claimed::Claimed;
 use meshwork_runtime::db::Database;
-use meshwork_runtime::idempotency::{self, Claim};
+use meshwork_runtime::idempotency;
 use meshwork_runtime::outbox::{self, Event, Outbox};
 use meshwork_runtime::time::now_micros;
 use meshwork_runtime::validate::new_id;
@@ -259,12 +260,13 @@ impl Store {
             &ttl,
         ]);
         let now = now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
-        {
-            let payment = fetch(&mut tx, &id).await?.ok_or_else(|| missing(&id))?;
-            tx.commit().await?;
+        let mut claimed =
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
+        if let Some(id) = claimed.replayed() {
+            let payment = fetch(claimed.conn(), &id)
+                .await?
+                .ok_or_else(|| missing(&id))?;
+            claimed.finish().await?;
             return Ok(payment);
         }
         let payment = Payment {
@@ -313,12 +315,10 @@ impl Store {
         .bind(payment.created_at)
         .bind(payment.updated_at)
         .bind(payment.expires_at)
-        .execute(&mut *tx)
+        .execute(claimed.conn())
         .await?;
-        idempotency::record_result(&mut tx, request_id, &payment.id).await?;
-        outbox::enqueue(&mut tx, &payment_event("payment.created", "OK", &payment)).await?;
-        tx.commit().await?;
-        self.outbox.wake();
+        claimed.event(payment_event("payment.created", "OK", &payment));
+        claimed.commit(&payment.id).await?;
         Ok(payment)
     }
 
@@ -570,20 +570,19 @@ impl Store {
         let fingerprint =
             idempotency::fingerprint(&["refund", payment_id, &amount, currency, reason]);
         let now = now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
-        {
-            let refund = fetch_refund(&mut tx, &id)
+        let mut claimed =
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
+        if let Some(id) = claimed.replayed() {
+            let refund = fetch_refund(claimed.conn(), &id)
                 .await?
                 .ok_or_else(|| missing(&id))?;
-            let payment = fetch(&mut tx, payment_id)
+            let payment = fetch(claimed.conn(), payment_id)
                 .await?
                 .ok_or_else(|| missing(payment_id))?;
-            tx.commit().await?;
+            claimed.finish().await?;
             return Ok((refund, payment, false));
         }
-        let payment = fetch(&mut tx, payment_id)
+        let payment = fetch(claimed.conn(), payment_id)
             .await?
             .ok_or_else(|| PaymentError::NotFound(payment_id.to_owned()))?;
         if payment.currency != currency {
@@ -601,14 +600,14 @@ impl Store {
         .bind(amount_minor)
         .bind(now)
         .bind(payment_id)
-        .execute(&mut *tx)
+        .execute(claimed.conn())
         .await?;
         if reserved.rows_affected() == 0 {
             // Why, from a fresh read (the guard saw the latest row).
-            let payment = fetch(&mut tx, payment_id)
+            let payment = fetch(claimed.conn(), payment_id)
                 .await?
                 .ok_or_else(|| missing(payment_id))?;
-            tx.rollback().await?;
+            claimed.rollback().await?;
             return Err(match payment.rules().refund(amount_minor) {
                 Err(refusal) => PaymentError::Refused(refusal),
                 Ok(_) if payment.settlement != Settlement::Settled => {
@@ -640,19 +639,17 @@ impl Store {
         .bind(&refund.failure_reason)
         .bind(refund.created_at)
         .bind(refund.updated_at)
-        .execute(&mut *tx)
+        .execute(claimed.conn())
         .await?;
-        idempotency::record_result(&mut tx, request_id, &refund.id).await?;
-        let payment = fetch(&mut tx, payment_id)
+        let payment = fetch(claimed.conn(), payment_id)
             .await?
             .ok_or_else(|| missing(payment_id))?;
         let event = payment_event("payment.refund_requested", "OK", &payment)
             .attr("refund_id", &refund.id)
             .attr("refund_minor", amount_minor)
             .attr("reason", reason);
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.outbox.wake();
+        claimed.event(event);
+        claimed.commit(&refund.id).await?;
         Ok((refund, payment, true))
     }
 
@@ -932,9 +929,9 @@ fn refund_from_row(row: &AnyRow) -> Result<Refund, PaymentError> {
 }
 
 fn corrupt(column: &str, value: &str) -> PaymentError {
-    PaymentError::Internal(format!("stored {column} {value:?} is not known"))
+    PaymentError::internal(format!("stored {column} {value:?} is not known"))
 }
 
 fn missing(id: &str) -> PaymentError {
-    PaymentError::Internal(format!("{id} is recorded but not stored"))
+    PaymentError::internal(format!("{id} is recorded but not stored"))
 }

@@ -303,7 +303,10 @@ impl Payments {
                 provider::count_notification(channel, error.reason());
                 if !matches!(
                     error,
-                    PaymentError::Unavailable(_) | PaymentError::Internal(_)
+                    PaymentError::Common(
+                        meshwork_runtime::errors::Common::Unavailable(_)
+                            | meshwork_runtime::errors::Common::Internal(_)
+                    )
                 ) {
                     tracing::warn!(channel = channel.as_str(), reason = error.reason(), %error, "notification refused");
                     let resource =
@@ -476,7 +479,7 @@ impl Payments {
             .into_inner()
             .account
             .map(|a| a.account_id)
-            .ok_or_else(|| PaymentError::Internal("CreateAccount answered no account".into()))?;
+            .ok_or_else(|| PaymentError::internal("CreateAccount answered no account"))?;
         self.store
             .save_clearing_account(channel, currency, &id)
             .await?;

@@ -125,7 +125,7 @@ impl Engine {
                         Err(error) => Err((error, assessment.subject)),
                     },
                     Ok(None) => Err((
-                        RiskError::Internal(format!("assessment of {id} vanished")),
+                        RiskError::internal(format!("assessment of {id} vanished")),
                         assessment.subject,
                     )),
                     Err(error) => Err((error, assessment.subject)),

@@ -1,8 +1,10 @@
 //! Rules, the policy and assessments in SQL (one text for SQLite and
 //! PostgreSQL), returning domain types.
 
+use meshwork_runtime::claimed::Claimed;
 use meshwork_runtime::db::Database;
-use meshwork_runtime::idempotency::{self, Claim};
+use meshwork_runtime::idempotency;
+use meshwork_runtime::outbox::Outbox;
 use meshwork_runtime::time::now_micros;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -53,18 +55,17 @@ impl Store {
         condition: &Condition,
     ) -> Result<Rule, RiskError> {
         let json =
-            serde_json::to_string(condition).map_err(|e| RiskError::Internal(e.to_string()))?;
+            serde_json::to_string(condition).map_err(|e| RiskError::internal(e.to_string()))?;
         let fingerprint =
             idempotency::fingerprint(&["create_rule", name, &score.to_string(), &json]);
         let now = now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
-        {
-            let rule = fetch_rule(&mut tx, &id)
+        let mut claimed =
+            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
+        if let Some(id) = claimed.replayed() {
+            let rule = fetch_rule(claimed.conn(), &id)
                 .await?
                 .ok_or_else(|| missing(&id))?;
-            tx.commit().await?;
+            claimed.finish().await?;
             return Ok(rule);
         }
         let rule = Rule {
@@ -86,10 +87,9 @@ impl Store {
         .bind(i64::from(score))
         .bind(&json)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(claimed.conn())
         .await?;
-        idempotency::record_result(&mut tx, request_id, &rule.id).await?;
-        tx.commit().await?;
+        claimed.commit(&rule.id).await?;
         Ok(rule)
     }
 
@@ -103,7 +103,7 @@ impl Store {
         condition: &Condition,
     ) -> Result<Rule, RiskError> {
         let json =
-            serde_json::to_string(condition).map_err(|e| RiskError::Internal(e.to_string()))?;
+            serde_json::to_string(condition).map_err(|e| RiskError::internal(e.to_string()))?;
         let updated = sqlx::query(
             "UPDATE rules SET name = $1, score = $2, condition = $3, version = version + 1, updated_at = $4 \
              WHERE rule_id = $5 AND version = $6",
@@ -217,7 +217,7 @@ impl Store {
     /// this one was stored.
     pub async fn record(&self, assessment: &Assessment) -> Result<bool, RiskError> {
         let hits = serde_json::to_string(&assessment.verdict.hits)
-            .map_err(|e| RiskError::Internal(e.to_string()))?;
+            .map_err(|e| RiskError::internal(e.to_string()))?;
         let subject = &assessment.subject;
         let inserted = sqlx::query(
             "INSERT INTO assessments (transfer_id, from_account_id, to_account_id, currency, amount_minor, \
@@ -292,7 +292,7 @@ fn rule_from_row(row: &AnyRow) -> Result<Rule, RiskError> {
         score: small(row.try_get("score")?)?,
         version: row.try_get("version")?,
         condition: serde_json::from_str(&condition)
-            .map_err(|e| RiskError::Internal(format!("stored condition is invalid: {e}")))?,
+            .map_err(|e| RiskError::internal(format!("stored condition is invalid: {e}")))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -303,20 +303,20 @@ fn assessment_from_row(row: &AnyRow) -> Result<Assessment, RiskError> {
     let decision: String = row.try_get("decision")?;
     let hits: String = row.try_get("hits")?;
     let hits: Vec<Hit> = serde_json::from_str(&hits)
-        .map_err(|e| RiskError::Internal(format!("stored hits are invalid: {e}")))?;
+        .map_err(|e| RiskError::internal(format!("stored hits are invalid: {e}")))?;
     Ok(Assessment {
         subject: Subject {
             transfer_id: row.try_get("transfer_id")?,
             from_account_id: row.try_get("from_account_id")?,
             to_account_id: row.try_get("to_account_id")?,
             currency: Currency::parse(&currency)
-                .ok_or_else(|| RiskError::Internal(format!("stored currency {currency:?}")))?,
+                .ok_or_else(|| RiskError::internal(format!("stored currency {currency:?}")))?,
             amount_minor: row.try_get("amount_minor")?,
             occur_at: row.try_get("occur_at")?,
         },
         verdict: Verdict {
             decision: Decision::parse(&decision)
-                .ok_or_else(|| RiskError::Internal(format!("stored decision {decision:?}")))?,
+                .ok_or_else(|| RiskError::internal(format!("stored decision {decision:?}")))?,
             score: small(row.try_get("score")?)?,
             hits,
         },
@@ -325,9 +325,9 @@ fn assessment_from_row(row: &AnyRow) -> Result<Assessment, RiskError> {
 
 fn small(value: i64) -> Result<i32, RiskError> {
     i32::try_from(value)
-        .map_err(|_| RiskError::Internal(format!("stored score {value} out of range")))
+        .map_err(|_| RiskError::internal(format!("stored score {value} out of range")))
 }
 
 fn missing(id: &str) -> RiskError {
-    RiskError::Internal(format!("idempotency key points at missing rule {id}"))
+    RiskError::internal(format!("idempotency key points at missing rule {id}"))
 }

@@ -1,8 +1,7 @@
 //! Everything that can go wrong in finance.transaction, and the one mapping
 //! of it to gRPC statuses. Reasons in `ErrorInfo` are stable.
 
-use meshwork_runtime::errors::{self, Violation};
-use meshwork_runtime::{db, idempotency, validate};
+use meshwork_runtime::errors::{self, Common};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -11,9 +10,6 @@ use crate::domain::Refusal;
 /// A transaction service error.
 #[derive(Debug, thiserror::Error)]
 pub enum TransactionError {
-    /// The request is malformed.
-    #[error("invalid request")]
-    Invalid(Vec<Violation>),
     /// No such transfer.
     #[error("transfer {0} not found")]
     NotFound(String),
@@ -51,48 +47,20 @@ pub enum TransactionError {
         "the outcome of transfer {transfer_id} is not known yet; retry with the same request_id"
     )]
     OutcomeUnknown { transfer_id: String },
-    /// The same request_id with another payload.
+    /// What every service shares: invalid requests, reused request ids,
+    /// the database, anything else.
     #[error(transparent)]
-    KeyReused(#[from] idempotency::KeyReused),
-    /// The database could not be reached.
-    #[error("database unavailable: {0}")]
-    Unavailable(sqlx::Error),
-    /// Anything else.
-    #[error("{0}")]
-    Internal(String),
+    Common(Common),
 }
 
-impl From<validate::Invalid> for TransactionError {
-    fn from(invalid: validate::Invalid) -> Self {
-        Self::Invalid(invalid.0)
-    }
-}
-
-impl From<sqlx::Error> for TransactionError {
-    fn from(error: sqlx::Error) -> Self {
-        if db::is_unavailable(&error) {
-            Self::Unavailable(error)
-        } else {
-            Self::Internal(error.to_string())
-        }
-    }
-}
-
-impl From<idempotency::ClaimError> for TransactionError {
-    fn from(error: idempotency::ClaimError) -> Self {
-        match error {
-            idempotency::ClaimError::KeyReused(reused) => reused.into(),
-            idempotency::ClaimError::Db(error) => error.into(),
-        }
-    }
-}
+meshwork_runtime::common_errors!(TransactionError);
 
 impl From<TransactionError> for Status {
     fn from(error: TransactionError) -> Self {
         use TransactionError::*;
         let resource = |id: &str| format!("transfers/{id}");
         match &error {
-            Invalid(violations) => errors::invalid_argument(violations),
+            Common(common) => common.status(),
             NotFound(id) => errors::not_found("transfer", &resource(id)),
             AccountNotFound(id) => errors::not_found("account", &format!("accounts/{id}")),
             Ledger(cause) => errors::unavailable("finance.account", cause),
@@ -122,13 +90,6 @@ impl From<TransactionError> for Status {
                 details.set_retry_info(Some(std::time::Duration::from_millis(500)));
                 Status::with_error_details(Code::Unavailable, error.to_string(), details)
             }
-            KeyReused(_) => errors::failed_precondition(
-                "IDEMPOTENCY_KEY_REUSED",
-                "request_id",
-                &error.to_string(),
-            ),
-            Unavailable(cause) => errors::unavailable("database", cause),
-            Internal(cause) => errors::internal(cause),
         }
     }
 }

@@ -6,8 +6,9 @@
 //! background settler) cannot both move it: the second finds nothing to do
 //! and reads what the first wrote.
 
+use meshwork_runtime::claimed::Claimed;
 use meshwork_runtime::db::Database;
-use meshwork_runtime::idempotency::{self, Claim};
+use meshwork_runtime::idempotency;
 use meshwork_runtime::outbox::{self, Event, Outbox};
 use meshwork_runtime::time::now_micros;
 use sqlx::any::AnyRow;
@@ -95,12 +96,13 @@ impl Store {
             &new.memo,
         ]);
         let now = now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        if let Claim::Replay(id) =
-            idempotency::claim(&mut tx, request_id, &fingerprint, now).await?
-        {
-            let transfer = fetch(&mut tx, &id).await?.ok_or_else(|| missing(&id))?;
-            tx.commit().await?;
+        let mut claimed =
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
+        if let Some(id) = claimed.replayed() {
+            let transfer = fetch(claimed.conn(), &id)
+                .await?
+                .ok_or_else(|| missing(&id))?;
+            claimed.finish().await?;
             return Ok(transfer);
         }
         let transfer = Transfer {
@@ -139,10 +141,9 @@ impl Store {
         .bind(&new.memo)
         .bind(transfer.state.as_str())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(claimed.conn())
         .await?;
-        idempotency::record_result(&mut tx, request_id, &transfer.id).await?;
-        tx.commit().await?;
+        claimed.commit(&transfer.id).await?;
         Ok(transfer)
     }
 
@@ -236,14 +237,15 @@ impl Store {
         };
         let fingerprint = idempotency::fingerprint(&[verb, transfer_id, review.text()]);
         let now = now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        idempotency::claim(&mut tx, request_id, &fingerprint, now).await?;
-        let transfer = fetch(&mut tx, transfer_id)
+        // New or replayed, the transfer's own state decides the answer.
+        let mut claimed =
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
+        let transfer = fetch(claimed.conn(), transfer_id)
             .await?
             .ok_or_else(|| TransactionError::NotFound(transfer_id.to_owned()))?;
         if transfer.review_request_id == request_id {
             // This request reviewed it before: answer with where it is now.
-            tx.commit().await?;
+            claimed.finish().await?;
             return Ok(transfer);
         }
         if transfer.state != TransferState::PendingReview {
@@ -269,7 +271,7 @@ impl Store {
         .bind(refusal.map_or("", |r| r.message.as_str()))
         .bind(now)
         .bind(transfer_id)
-        .execute(&mut *tx)
+        .execute(claimed.conn())
         .await?;
         if updated.rows_affected() != 1 {
             return Err(TransactionError::NotInReview {
@@ -277,8 +279,7 @@ impl Store {
                 state: "changing",
             });
         }
-        idempotency::record_result(&mut tx, request_id, transfer_id).await?;
-        let transfer = fetch(&mut tx, transfer_id)
+        let transfer = fetch(claimed.conn(), transfer_id)
             .await?
             .ok_or_else(|| missing(transfer_id))?;
         let event = match review {
@@ -288,9 +289,8 @@ impl Store {
             }
         }
         .attr("review_note", review.text());
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.outbox.wake();
+        claimed.event(event);
+        claimed.commit(transfer_id).await?;
         Ok(transfer)
     }
 
@@ -348,10 +348,10 @@ impl Store {
     ) -> Result<(Transfer, ReversalStep), TransactionError> {
         let fingerprint = idempotency::fingerprint(&["reverse", transfer_id, reason]);
         let now = now_micros();
-        let mut tx = self.db.pool().begin().await?;
         // New or replayed, the transfer's own state decides what to do.
-        idempotency::claim(&mut tx, request_id, &fingerprint, now).await?;
-        let transfer = fetch(&mut tx, transfer_id)
+        let mut claimed =
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
+        let transfer = fetch(claimed.conn(), transfer_id)
             .await?
             .ok_or_else(|| TransactionError::NotFound(transfer_id.to_owned()))?;
         let step = transfer.reversal_step(request_id)?;
@@ -365,17 +365,16 @@ impl Store {
             .bind(reason)
             .bind(now)
             .bind(transfer_id)
-            .execute(&mut *tx)
+            .execute(claimed.conn())
             .await?;
             if started.rows_affected() != 1 {
                 return Err(TransactionError::ReversalInProgress(transfer_id.to_owned()));
             }
         }
-        idempotency::record_result(&mut tx, request_id, transfer_id).await?;
-        let transfer = fetch(&mut tx, transfer_id)
+        let transfer = fetch(claimed.conn(), transfer_id)
             .await?
             .ok_or_else(|| missing(transfer_id))?;
-        tx.commit().await?;
+        claimed.commit(transfer_id).await?;
         Ok((transfer, step))
     }
 
@@ -599,9 +598,9 @@ fn from_row(row: &AnyRow) -> Result<Transfer, TransactionError> {
 }
 
 fn corrupt(column: &str, value: &str) -> TransactionError {
-    TransactionError::Internal(format!("stored {column} is invalid: {value:?}"))
+    TransactionError::internal(format!("stored {column} is invalid: {value:?}"))
 }
 
 fn missing(id: &str) -> TransactionError {
-    TransactionError::Internal(format!("idempotency key points at missing transfer {id}"))
+    TransactionError::internal(format!("idempotency key points at missing transfer {id}"))
 }

@@ -230,7 +230,7 @@ impl Transfers {
         if !statement.adds_up() {
             // The ledger's amounts and running balances disagree: say so
             // rather than hand out a statement that does not add up.
-            return Err(TransactionError::Internal(format!(
+            return Err(TransactionError::internal(format!(
                 "statement of {account_id} does not add up"
             )));
         }
@@ -261,7 +261,7 @@ fn outcome(transfer: Transfer) -> Result<Transfer, TransactionError> {
         }),
         TransferState::Failed | TransferState::Rejected => match transfer.refusal {
             Some(refusal) => Err(TransactionError::Refused(refusal)),
-            None => Err(TransactionError::Internal(format!(
+            None => Err(TransactionError::internal(format!(
                 "transfer {} failed without a reason",
                 transfer.id
             ))),

@@ -3,7 +3,7 @@
 # statement, that finance.transaction, finance.risk, finance.account and
 # finance.audit run for a Transfer call (claim and store the transfer, the
 # risk assessment, the decision, both ledger legs in one transaction with
-# their journal, the posted state with its outbox event, and the relay's
+# their journal, the posted state with its event, the sequencer and the audit consumer's
 # append to the audit chain), on the schemas the benchmark set up.
 #
 # Usage: scripts/pgbench-transfer.sh MODE LEDGER TX RISK AUDIT > transfer.sql
@@ -81,12 +81,21 @@ BEGIN;
 UPDATE $tx.transfers SET state = 'POSTED', posting_id = 'pst_:tid', updated_at = :now
   WHERE transfer_id = 'trf_:tid' AND state = 'PROCESSING';
 SELECT * FROM $tx.transfers WHERE transfer_id = 'trf_:tid';
-INSERT INTO $tx.outbox (event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent)
-  VALUES ('evt_:eid', :now, 'anonymous', 'transfer.posted', 'transfers/trf_:tid', 'OK', '{}', '');
+INSERT INTO $tx.event_log (event_id, sequence, topic, event_key, type_url, payload, traceparent, occurred_at)
+  VALUES ('evt_:eid', 0, 'audit', 'transfers/trf_:tid', 'type.googleapis.com/meshwork.finance.audit.v1.AuditEvent', '', '', :now);
 COMMIT;
--- the outbox relay: read the event, append it to the audit chain, mark it delivered
-SELECT event_id FROM $tx.outbox WHERE delivered_at = 0 ORDER BY occurred_at, event_id LIMIT 1;
+-- the sequencer: number what committed (one event a round here; it batches)
 BEGIN;
+UPDATE $tx.event_sequencer SET last = last WHERE id = 1 RETURNING last AS last \gset
+SELECT event_id FROM $tx.event_log WHERE sequence = 0 ORDER BY occurred_at, event_id LIMIT 500;
+UPDATE $tx.event_log SET sequence = :last + 1 WHERE event_id = 'evt_:eid';
+UPDATE $tx.event_sequencer SET last = :last + 1 WHERE id = 1;
+COMMIT;
+-- finance.audit's consumer: read the log, then cursor and chain record in one transaction
+SELECT sequence, event_id, topic, event_key, type_url, payload, traceparent, occurred_at
+  FROM $tx.event_log WHERE sequence > :last ORDER BY sequence LIMIT 100;
+BEGIN;
+UPDATE $audit.event_cursors SET position = position + 1 WHERE subscription = 'pgbench';
 UPDATE $audit.chain_head SET sequence = sequence + 1 WHERE chain_id = 1 RETURNING sequence AS seq \gset
 SELECT sequence FROM $audit.audit_records WHERE event_id = 'evt_:eid';
 INSERT INTO $audit.audit_records (sequence, event_id, source, actor, action, resource, outcome, attributes,
@@ -95,5 +104,4 @@ INSERT INTO $audit.audit_records (sequence, event_id, source, actor, action, res
   '{}', :now, '', :now, md5('p:eid'), md5('h:eid'));
 UPDATE $audit.chain_head SET hash = md5('h:eid') WHERE chain_id = 1;
 COMMIT;
-UPDATE $tx.outbox SET delivered_at = :now WHERE event_id = 'evt_:eid';
 SQL

@@ -33,7 +33,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // One file that nests every package's module, so that a new
         // contract needs no edit in lib.rs.
         .include_file("packages.rs")
-        .compile_fds(compiler.file_descriptor_set())?;
+        // `prost::Name` on every message: typed event payloads travel as
+        // `google.protobuf.Any` and need their type URL.
+        .compile_fds_with_config(compiler.file_descriptor_set(), {
+            let mut config = tonic_prost_build::Config::new();
+            config.enable_type_names();
+            config
+        })?;
     Ok(())
 }
 

@@ -26,22 +26,34 @@ struct Finance {
     transfers: Transfers,
     ledger: DbConfig,
     transactions: DbConfig,
+    audit: DbConfig,
     schemas: [String; 4],
 }
 
 /// How long after `measured` ended the audit trail had every transfer's
-/// event (the outbox relay works behind the requests): the rate with it
-/// counted is the one to compare with pgbench, whose script appends to the
-/// chain inside each transaction.
-async fn until_audited(transactions: &DbConfig) -> anyhow::Result<Duration> {
+/// event (the trail consumes the event log behind the requests): the rate
+/// with it counted is the one to compare with pgbench, whose script appends
+/// to the chain inside each transaction.
+async fn until_audited(transactions: &DbConfig, audit: &DbConfig) -> anyhow::Result<Duration> {
     let started = std::time::Instant::now();
-    let db = Database::connect(transactions).await?;
+    let producer = Database::connect(transactions).await?;
+    let consumer = Database::connect(audit).await?;
     loop {
-        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE delivered_at = 0")
-            .fetch_one(db.pool())
+        let unnumbered: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM event_log WHERE sequence = 0")
+                .fetch_one(producer.pool())
+                .await?;
+        let head: i64 = sqlx::query_scalar("SELECT last FROM event_sequencer WHERE id = 1")
+            .fetch_one(producer.pool())
             .await?;
-        if pending == 0 {
-            db.close().await;
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM event_cursors WHERE subscription = 'finance.audit<-finance.transaction'",
+        )
+        .fetch_optional(consumer.pool())
+        .await?;
+        if unnumbered == 0 && position.unwrap_or(0) >= head {
+            producer.close().await;
+            consumer.close().await;
             return Ok(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -72,6 +84,7 @@ async fn start_mesh(backend: &Backend) -> anyhow::Result<Finance> {
         ],
         ledger: mesh.db_config(finance_account::TARGET),
         transactions: mesh.db_config(finance_transaction::TARGET),
+        audit: mesh.db_config(finance_audit::TARGET),
         services: mesh,
     })
 }
@@ -212,9 +225,9 @@ pub async fn run(
     let hot = funded_accounts(&mut mesh.accounts, 1).await?.remove(0);
 
     let spread = transfers(&mesh.transfers, concurrency, duration, ids.clone(), None).await;
-    let spread_drain = until_audited(&mesh.transactions).await?;
+    let spread_drain = until_audited(&mesh.transactions, &mesh.audit).await?;
     let hot_run = transfers(&mesh.transfers, concurrency, duration, ids, Some(hot)).await;
-    let hot_drain = until_audited(&mesh.transactions).await?;
+    let hot_drain = until_audited(&mesh.transactions, &mesh.audit).await?;
 
     // The services stop before pgbench starts: their relays would otherwise
     // pick up pgbench's outbox rows. pgbench's own accounts, pgb_0 (the hot

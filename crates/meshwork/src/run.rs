@@ -73,6 +73,7 @@ async fn serve(
         http_addr: args.http_addr,
         health_interval: args.health_interval,
         clock: Clock::system(),
+        event_retention: args.event_retention,
     };
     let node = Node::start(
         &services,

@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(first.replayed(), None);
         first.event(Event::new("thing.made", "things/t1", "OK"));
         first.commit("t1").await.unwrap();
-        assert_eq!(count(&db, "SELECT count(*) FROM outbox").await, 1);
+        assert_eq!(count(&db, "SELECT count(*) FROM event_log").await, 1);
 
         let again = Claimed::begin(&db, &outbox, "r1", "f", 2).await.unwrap();
         assert_eq!(again.replayed().as_deref(), Some("t1"));
@@ -179,7 +179,7 @@ mod tests {
         claimed.event(Event::new("thing.made", "things/t2", "OK"));
         drop(claimed); // the work failed: no commit
         assert_eq!(count(&db, "SELECT count(*) FROM idempotency_keys").await, 0);
-        assert_eq!(count(&db, "SELECT count(*) FROM outbox").await, 0);
+        assert_eq!(count(&db, "SELECT count(*) FROM event_log").await, 0);
         let retried = Claimed::begin(&db, &outbox, "r2", "f", 2).await.unwrap();
         assert_eq!(retried.replayed(), None, "a retry is evaluated afresh");
     }

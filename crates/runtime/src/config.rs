@@ -55,6 +55,10 @@ pub struct RuntimeArgs {
     /// Default deadline of calls to other services.
     #[arg(long, env = "MESHWORK_CLIENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub client_timeout: Duration,
+    /// How long a service keeps the events it published (consumers further
+    /// behind lose them).
+    #[arg(long, env = "MESHWORK_EVENT_RETENTION", default_value = "168h", value_parser = parse_duration)]
+    pub event_retention: Duration,
     /// Where another service runs, as `target=url` (repeatable, or a comma list).
     /// `MESHWORK_UPSTREAM_<TARGET>` works too, e.g. MESHWORK_UPSTREAM_FINANCE_ACCOUNT.
     /// A target served by this process needs none.

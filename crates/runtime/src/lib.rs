@@ -24,6 +24,8 @@
 //! - [`storage`]: a service's database and cache, opened one way;
 //! - [`outbox`]: events written with the change they report, relayed to the
 //!   audit trail (by a supervised job) until acknowledged;
+//! - [`events`]: typed events between services (a per-producer log that
+//!   consumers pull, work and broadcast subscriptions);
 //! - [`errors`]: `tonic::Status` with `google.rpc` details;
 //! - [`service`]: a service's one registration (its descriptor) and the
 //!   start context it is started with; [`node`] starts a set of them on one
@@ -45,6 +47,7 @@ pub mod counters;
 pub mod db;
 pub mod deadline;
 pub mod errors;
+pub mod events;
 pub mod health;
 pub mod http_client;
 pub mod idempotency;

@@ -42,6 +42,8 @@ pub struct NodeConfig {
     pub health_interval: Duration,
     /// The clock services read.
     pub clock: Clock,
+    /// How long producers keep their events.
+    pub event_retention: Duration,
 }
 
 /// What the services of a node published, readable after it started.
@@ -93,6 +95,8 @@ impl Node {
             shutdown: shutdown.clone(),
             clock: config.clock,
             shared: Mutex::new(http::Extensions::new()),
+            logs: crate::events::Logs::default(),
+            event_retention: config.event_retention,
         });
         let mut grpc = GrpcServer::new(config.limits);
         let mut monitor = HealthMonitor::new(reporter, config.health_interval);
@@ -120,6 +124,16 @@ impl Node {
                 has_grpc = true;
             }
             tasks.extend(new_tasks.into_inner().unwrap_or_else(|p| p.into_inner()));
+        }
+        // Producers' logs, for consumers here and elsewhere.
+        if !env.logs.is_empty() {
+            grpc.add_service(
+                meshwork_proto::meshwork::platform::events::v1::event_log_service_server::EventLogServiceServer::new(
+                    env.logs.clone(),
+                )
+                .max_decoding_message_size(config.limits.max_message_bytes)
+                .max_encoding_message_size(config.limits.max_message_bytes),
+            );
         }
         Ok(Self {
             grpc,

@@ -1,6 +1,8 @@
-//! The transactional outbox: events written in the same database
-//! transaction as the state change they report, delivered afterwards by a
-//! relay that retries until the receiver acknowledges.
+//! The transactional outbox of audit events: written in the same database
+//! transaction as the state change they report, into the service's event
+//! log (topic `audit`, see [`crate::events`]), which finance.audit consumes.
+//! The `outbox` table and its relay are what an earlier release wrote to;
+//! the relay still delivers rows left there, then idles.
 //!
 //! A service [`enqueue`]s an [`Event`] inside the transaction that changes
 //! its data, so the event exists if and only if the change committed. The
@@ -40,7 +42,6 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use opentelemetry::trace::TraceContextExt;
 use sqlx::{AnyConnection, Row};
-use tokio::sync::Notify;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -103,46 +104,53 @@ impl Event {
     }
 }
 
-/// Writes `event` in the caller's transaction.
+/// Writes `event` in the caller's transaction: into the service's event
+/// log (see [`crate::events`]), topic [`AUDIT_TOPIC`], keyed by its
+/// resource, as a `meshwork.finance.audit.v1.AuditEvent` (the source is the
+/// producer, which the consumer knows). Wake the [`Outbox`] after the commit.
 pub async fn enqueue(tx: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
-    let attributes =
-        serde_json::to_string(&event.attributes).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
-        "INSERT INTO outbox (event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&event.id)
-    .bind(event.occurred_at)
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.resource)
-    .bind(&event.outcome)
-    .bind(attributes)
-    .bind(&event.traceparent)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    crate::events::write(tx, &log_event(event)).await
 }
 
+/// `event` as an entry of the event log.
+pub fn log_event(event: &Event) -> crate::events::NewEvent {
+    let payload = audit_event("", event);
+    crate::events::NewEvent {
+        id: event.id.clone(),
+        topic: AUDIT_TOPIC.to_owned(),
+        key: event.resource.clone(),
+        payload: prost_types::Any::from_msg(&payload).expect("encoding into a Vec cannot fail"),
+        traceparent: event.traceparent.clone(),
+        occurred_at: event.occurred_at,
+    }
+}
+
+/// The topic audit events are published on.
+pub const AUDIT_TOPIC: &str = "audit";
+
 /// What a store holds to report events: after committing a transaction
-/// that enqueued some, it wakes the relay so they go out at once.
+/// that wrote some, it wakes the event log's sequencer so they go out at
+/// once.
 #[derive(Clone, Default)]
 pub struct Outbox {
-    wake: Option<Arc<Notify>>,
+    publisher: crate::events::Publisher,
 }
 
 impl Outbox {
-    /// An outbox no relay in this process delivers (tests, tools): events
-    /// are written and wait for a relay.
+    /// The outbox whose commits wake `publisher`.
+    pub fn new(publisher: crate::events::Publisher) -> Self {
+        Self { publisher }
+    }
+
+    /// An outbox no sequencer in this process listens to (tests, tools):
+    /// events are written and numbered by the next sequencer round.
     pub fn detached() -> Self {
         Self::default()
     }
 
-    /// Tells the relay, if any, that events were committed.
+    /// Tells the sequencer, if any, that events were committed.
     pub fn wake(&self) {
-        if let Some(wake) = &self.wake {
-            wake.notify_one();
-        }
+        self.publisher.wake();
     }
 }
 
@@ -152,12 +160,12 @@ pub trait Sink: Send + Sync + 'static {
     fn deliver<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// Delivers a service's outbox.
+/// Delivers what an earlier release left in a service's `outbox` table
+/// (events are written to the event log now; see [`enqueue`]).
 #[derive(Clone)]
 pub struct Relay {
     db: Database,
     sink: Arc<dyn Sink>,
-    wake: Arc<Notify>,
 }
 
 /// Events read per round.
@@ -173,18 +181,7 @@ const POLL: Duration = Duration::from_secs(1);
 impl Relay {
     /// A relay of the outbox in `db` to `sink`.
     pub fn new(db: Database, sink: Arc<dyn Sink>) -> Self {
-        Self {
-            db,
-            sink,
-            wake: Arc::new(Notify::new()),
-        }
-    }
-
-    /// The handle stores use to wake this relay.
-    pub fn outbox(&self) -> Outbox {
-        Outbox {
-            wake: Some(self.wake.clone()),
-        }
+        Self { db, sink }
     }
 
     /// Delivers pending events in order until one fails or none is left;
@@ -270,14 +267,13 @@ impl Relay {
         Ok(events)
     }
 
-    /// The relay as a supervised job named `<source>.outbox`: a round at
-    /// once when woken, every second anyway, backing off (up to 5 s) while
+    /// The relay as a supervised job named `<source>.outbox`: a round
+    /// every second, backing off (up to 5 s) while
     /// the receiver fails. A receiver that is down is not a failure of the
     /// job (the service stays SERVING; the events wait); a database that
     /// cannot be read is.
     pub fn job(self, source: &str) -> Job {
         let backoff = Arc::new(std::sync::Mutex::new(MIN_BACKOFF));
-        let wake = self.wake.clone();
         Job::every(format!("{source}.outbox"), POLL, move || {
             let relay = self.clone();
             let backoff = backoff.clone();
@@ -299,7 +295,6 @@ impl Relay {
             }
         })
         .starting_now()
-        .woken_by(wake)
     }
 }
 
@@ -327,6 +322,21 @@ pub fn audit_sink(source: &str, channel: crate::client::MeshChannel) -> Arc<dyn 
 
 use meshwork_proto::meshwork::finance::audit::v1 as audit;
 
+/// `event` as the audit trail's message, from `source`.
+fn audit_event(source: &str, event: &Event) -> audit::AuditEvent {
+    audit::AuditEvent {
+        event_id: event.id.clone(),
+        source: source.to_owned(),
+        actor: event.actor.clone(),
+        action: event.action.clone(),
+        resource: event.resource.clone(),
+        outcome: event.outcome.clone(),
+        attributes: event.attributes.clone().into_iter().collect(),
+        occur_time: Some(crate::time::to_timestamp(event.occurred_at)),
+        trace_id: event.trace_id().to_owned(),
+    }
+}
+
 struct AuditSink {
     source: String,
     client: audit::audit_service_client::AuditServiceClient<crate::client::MeshChannel>,
@@ -336,17 +346,7 @@ impl Sink for AuditSink {
     fn deliver<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let request = audit::RecordEventRequest {
-                event: Some(audit::AuditEvent {
-                    event_id: event.id.clone(),
-                    source: self.source.clone(),
-                    actor: event.actor.clone(),
-                    action: event.action.clone(),
-                    resource: event.resource.clone(),
-                    outcome: event.outcome.clone(),
-                    attributes: event.attributes.clone().into_iter().collect(),
-                    occur_time: Some(crate::time::to_timestamp(event.occurred_at)),
-                    trace_id: event.trace_id().to_owned(),
-                }),
+                event: Some(audit_event(&self.source, event)),
             };
             self.client
                 .clone()
@@ -381,10 +381,13 @@ mod tests {
             .await
             .unwrap();
         db.migrate(&sqlx::migrate::Migrator::DEFAULT).await.unwrap();
-        let mut tx = db.pool().begin().await.unwrap();
-        let good = Event::new("thing.made", "things/1", "OK");
-        enqueue(&mut tx, &good).await.unwrap();
-        tx.commit().await.unwrap();
+        sqlx::query(
+            "INSERT INTO outbox (event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent) \
+             VALUES ('evt_good', 1, 'a', 'thing.made', 'things/1', 'OK', '{}', '')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
         sqlx::query(
             "INSERT INTO outbox (event_id, occurred_at, actor, action, resource, outcome, attributes, traceparent) \
              VALUES ('evt_bad', 0, 'a', 'x', 'y', 'OK', 'not json', '')",
@@ -395,10 +398,7 @@ mod tests {
         let sink = Arc::new(Recorder(Mutex::new(Vec::new())));
         let relay = Relay::new(db.clone(), sink.clone());
         assert_eq!(relay.deliver_pending().await.unwrap(), 1);
-        assert_eq!(
-            sink.0.lock().unwrap().as_slice(),
-            std::slice::from_ref(&good.id)
-        );
+        assert_eq!(sink.0.lock().unwrap().as_slice(), ["evt_good".to_owned()]);
         let bad: i64 =
             sqlx::query_scalar("SELECT delivered_at FROM outbox WHERE event_id = 'evt_bad'")
                 .fetch_one(db.pool())

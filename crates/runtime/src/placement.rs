@@ -11,9 +11,10 @@ pub trait Placement: Send + Sync + 'static {
     fn db(&self, target: &str) -> DbConfig;
     /// `target`'s cache.
     fn cache(&self, target: &str) -> CacheConfig;
-    /// The URL of `target` when it runs elsewhere; `None` to use this
-    /// process's own port (when it runs here).
-    fn upstream(&self, target: &str) -> Option<String>;
+    /// The URL at which `caller` reaches `target` when it runs elsewhere
+    /// (or behind something, in tests); `None` to use this process's own
+    /// port (when it runs here).
+    fn upstream(&self, caller: &str, target: &str) -> Option<String>;
 }
 
 impl Placement for crate::config::RuntimeArgs {
@@ -25,7 +26,7 @@ impl Placement for crate::config::RuntimeArgs {
         self.cache_config(target)
     }
 
-    fn upstream(&self, target: &str) -> Option<String> {
+    fn upstream(&self, _caller: &str, target: &str) -> Option<String> {
         crate::config::RuntimeArgs::upstream(self, target)
     }
 }

@@ -24,6 +24,7 @@ use sqlx::migrate::Migrator;
 
 use crate::client::{self, ClientPolicy, MeshChannel};
 use crate::counters::Counters;
+use crate::events::{Log, Publisher, Subscription, consumer_job};
 use crate::health::Probe;
 use crate::jobs::Job;
 use crate::outbox::{self, Outbox, Relay};
@@ -109,6 +110,11 @@ pub struct NodeEnv {
     pub clock: Clock,
     /// Values services of one process share (see [`StartContext::shared`]).
     pub shared: Mutex<http::Extensions>,
+    /// The event logs of the producers of this process (served as
+    /// `EventLogService` on its port).
+    pub logs: crate::events::Logs,
+    /// How long producers keep delivered events.
+    pub event_retention: std::time::Duration,
 }
 
 /// What a service is started with.
@@ -119,6 +125,7 @@ pub struct StartContext {
     pub(crate) storage: Option<Storage>,
     pub(crate) probes: Vec<Arc<dyn Probe>>,
     pub(crate) jobs: Vec<Job>,
+    publisher: Option<Publisher>,
     // A mutex only to make the context `Sync` (futures are not), so that
     // start functions may hold `&ctx` across an await.
     pub(crate) tasks: Mutex<Vec<(String, BoxFuture<'static, anyhow::Result<()>>)>>,
@@ -133,6 +140,7 @@ impl StartContext {
             storage: None,
             probes: Vec::new(),
             jobs: Vec::new(),
+            publisher: None,
             tasks: Mutex::new(Vec::new()),
         }
     }
@@ -181,7 +189,7 @@ impl StartContext {
                 self.service.target
             );
         }
-        let url = match self.env.placement.upstream(target) {
+        let url = match self.env.placement.upstream(self.service.target, target) {
             Some(url) => url,
             None if self.env.served.contains(target) => self.env.own_url.clone(),
             None => bail!(
@@ -197,7 +205,13 @@ impl StartContext {
     /// A channel to `target` when it runs here or is configured; `None`
     /// otherwise.
     pub fn optional_upstream(&self, target: &str) -> anyhow::Result<Option<MeshChannel>> {
-        if self.serves(target) || self.env.placement.upstream(target).is_some() {
+        if self.serves(target)
+            || self
+                .env
+                .placement
+                .upstream(self.service.target, target)
+                .is_some()
+        {
             self.upstream(target).map(Some)
         } else {
             Ok(None)
@@ -311,27 +325,60 @@ impl StartContext {
             .insert(value);
     }
 
-    /// The outbox of the service's storage, relayed to finance.audit by a
-    /// supervised job when that runs here or is configured; otherwise events
-    /// wait in the table.
-    pub async fn audit_outbox(&mut self) -> anyhow::Result<Outbox> {
-        let storage = self.storage().await?;
-        match self.optional_upstream(outbox::AUDIT_TARGET)? {
-            Some(audit) => {
-                let relay = Relay::new(storage.db, outbox::audit_sink(self.target(), audit));
-                let outbox = relay.outbox();
-                self.spawn_job(relay.job(self.target()));
-                Ok(outbox)
-            }
-            None => {
-                tracing::warn!(
-                    target = self.target(),
-                    "finance.audit is neither served here nor configured (--upstream finance.audit=...): \
-                     audit events wait in the outbox"
-                );
-                Ok(Outbox::detached())
-            }
+    /// This service's event log: served to consumers from this process's
+    /// port, numbered by a supervised sequencer and trimmed by retention.
+    /// Stores wake the sequencer through the returned publisher after a
+    /// commit that wrote events (see [`crate::events`]).
+    pub async fn event_log(&mut self) -> anyhow::Result<Publisher> {
+        if let Some(publisher) = &self.publisher {
+            return Ok(publisher.clone());
         }
+        let storage = self.storage().await?;
+        let log = Log::new(storage.db);
+        let target = self.target();
+        self.env.logs.insert(target, log.clone());
+        self.spawn_job(log.sequencer_job(target));
+        self.spawn_job(log.retention_job(target, self.env.event_retention, self.clock()));
+        let publisher = log.publisher();
+        self.publisher = Some(publisher.clone());
+        Ok(publisher)
+    }
+
+    /// Consumes `subscription` (its producer must be among the targets this
+    /// service calls) with a supervised consumer over the service's own
+    /// database; `None` when the producer neither runs here nor is
+    /// configured, which is logged.
+    pub async fn subscribe(&mut self, subscription: Subscription) -> anyhow::Result<bool> {
+        let Some(channel) = self.optional_upstream(&subscription.producer)? else {
+            tracing::warn!(
+                target = self.target(),
+                producer = %subscription.producer,
+                "the producer is neither served here nor configured (--upstream ...): not subscribed"
+            );
+            return Ok(false);
+        };
+        let storage = self.storage().await?;
+        self.spawn_job(consumer_job(
+            subscription,
+            channel,
+            storage.db,
+            self.clock(),
+        ));
+        Ok(true)
+    }
+
+    /// The outbox of the service's storage: audit events go into its event
+    /// log (topic `audit`), which finance.audit consumes. Events an earlier
+    /// release left in the old `outbox` table are still relayed to
+    /// finance.audit by a supervised job when that is reachable.
+    pub async fn audit_outbox(&mut self) -> anyhow::Result<Outbox> {
+        let publisher = self.event_log().await?;
+        if let Some(audit) = self.optional_upstream(outbox::AUDIT_TARGET)? {
+            let storage = self.storage().await?;
+            let relay = Relay::new(storage.db, outbox::audit_sink(self.target(), audit));
+            self.spawn_job(relay.job(self.target()));
+        }
+        Ok(Outbox::new(publisher))
     }
 }
 
@@ -367,7 +414,9 @@ mod tests {
     fn flags_two_targets_share_are_added_once() {
         let command = with_flags(clap::Command::new("t").no_binary_name(true), &[&ONE, &TWO]);
         command.clone().debug_assert();
-        let matches = command.try_get_matches_from(["--shared-flag", "y"]).unwrap();
+        let matches = command
+            .try_get_matches_from(["--shared-flag", "y"])
+            .unwrap();
         let flags = <Shared as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
         assert_eq!(flags.shared_flag, "y");
     }

@@ -39,7 +39,8 @@ struct TestPlacement {
     backend: Backend,
     dbs: Mutex<HashMap<String, DbConfig>>,
     caches: Mutex<HashMap<String, CacheConfig>>,
-    upstreams: HashMap<String, String>,
+    /// (caller, target) → URL; an empty caller stands for every caller.
+    upstreams: HashMap<(String, String), String>,
 }
 
 impl Placement for TestPlacement {
@@ -58,8 +59,11 @@ impl Placement for TestPlacement {
             .clone()
     }
 
-    fn upstream(&self, target: &str) -> Option<String> {
-        self.upstreams.get(target).cloned()
+    fn upstream(&self, caller: &str, target: &str) -> Option<String> {
+        self.upstreams
+            .get(&(caller.to_owned(), target.to_owned()))
+            .or_else(|| self.upstreams.get(&(String::new(), target.to_owned())))
+            .cloned()
     }
 }
 
@@ -70,7 +74,7 @@ pub struct MeshBuilder {
     addr: SocketAddr,
     flags: Vec<String>,
     clock: Clock,
-    upstreams: HashMap<String, String>,
+    upstreams: HashMap<(String, String), String>,
     dbs: HashMap<String, DbConfig>,
     caches: HashMap<String, CacheConfig>,
     client_policy: ClientPolicy,
@@ -111,7 +115,16 @@ impl MeshBuilder {
 
     /// Callers of `target` reach it at `url` instead of the mesh's port.
     pub fn upstream(mut self, target: &str, url: impl Into<String>) -> Self {
-        self.upstreams.insert(target.to_owned(), url.into());
+        self.upstreams
+            .insert((String::new(), target.to_owned()), url.into());
+        self
+    }
+
+    /// `caller` (only) reaches `target` at `url`, e.g. a proxy a test cuts
+    /// to take one link away.
+    pub fn upstream_for(mut self, caller: &str, target: &str, url: impl Into<String>) -> Self {
+        self.upstreams
+            .insert((caller.to_owned(), target.to_owned()), url.into());
         self
     }
 
@@ -191,6 +204,7 @@ impl MeshBuilder {
             http_addr,
             health_interval: Duration::from_millis(100),
             clock: self.clock.clone(),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
         };
         let url = format!("http://{}", self.addr);
         let node = Node::start(

@@ -33,10 +33,15 @@ impl AuditApi {
         Self { store, masking }
     }
 
-    /// The event as it may be stored: every text masked (attributes named
-    /// exempt stay).
     fn masked(&self, event: pb::AuditEvent) -> Event {
-        let m = &self.masking;
+        masked(&self.masking, event)
+    }
+}
+
+/// The event as it may be stored: every text masked (attributes named
+/// exempt stay).
+pub(crate) fn masked(m: &Masking, event: pb::AuditEvent) -> Event {
+    {
         Event {
             event_id: event.event_id,
             source: event.source,

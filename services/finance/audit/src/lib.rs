@@ -1,8 +1,10 @@
 //! finance.audit: the audit trail.
 //!
 //! Owns the chain of audit records (tables `audit_records`, `chain_head`).
-//! Events arrive from the other services' outboxes (RecordEvent, idempotent
-//! by event id), are masked at the door (see [`masking`]) and appended with
+//! Events arrive from the other services' event logs (one work subscription
+//! per producer, see [`subscriptions`]; RecordEvent, idempotent by event id,
+//! still takes what older releases relay), are masked at the door (see
+//! [`masking`]) and appended with
 //! a hash over the previous record's hash and their own fields, so that any
 //! later edit, deletion or truncation is found by VerifyChain. Reports are
 //! built from the stored, masked records only.
@@ -15,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod masking;
 pub mod store;
+pub mod subscriptions;
 
 use std::path::PathBuf;
 
@@ -39,7 +42,7 @@ pub static SERVICE: Service = Service {
     target: TARGET,
     grpc_services: &[SERVICE_NAME],
     migrations: Some(&MIGRATOR),
-    calls: &[],
+    calls: subscriptions::PRODUCERS,
     flags: Some(<AuditArgs as clap::Args>::augment_args),
     start,
 };
@@ -73,6 +76,11 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
     Box::pin(async move {
         let masking = ctx.flags::<AuditArgs>()?.masking()?;
         let storage = ctx.storage().await?;
+        // The producers' audit events, from their event logs.
+        for producer in subscriptions::PRODUCERS {
+            ctx.subscribe(subscriptions::subscription(producer, masking.clone()))
+                .await?;
+        }
         let limits = ctx.limits();
         let service =
             AuditServiceServer::new(api::AuditApi::new(store::Store::new(storage.db), masking))

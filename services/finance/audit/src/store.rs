@@ -56,52 +56,9 @@ impl Store {
     /// appended again and its record is returned with `true`.
     pub async fn append(&self, event: &Event) -> Result<(Record, bool), AuditError> {
         let mut tx = self.db.pool().begin().await?;
-        let head = sqlx::query(
-            "UPDATE chain_head SET sequence = sequence + 1 WHERE chain_id = 1 RETURNING sequence, hash",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(earlier) = fetch_by_event(&mut tx, &event.event_id).await? {
-            // Rolling back returns the sequence number.
-            tx.rollback().await?;
-            return Ok((earlier, true));
-        }
-        let mut record = Record {
-            sequence: head.try_get("sequence")?,
-            event: event.clone(),
-            recorded_at: now_micros(),
-            previous_hash: head.try_get("hash")?,
-            hash: String::new(),
-        };
-        record.hash = record.expected_hash();
-        let attributes = serde_json::to_string(&event.attributes)
-            .map_err(|e| AuditError::internal(e.to_string()))?;
-        sqlx::query(concat!(
-            "INSERT INTO audit_records (",
-            record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(record.sequence)
-        .bind(&event.event_id)
-        .bind(&event.source)
-        .bind(&event.actor)
-        .bind(&event.action)
-        .bind(&event.resource)
-        .bind(&event.outcome)
-        .bind(&attributes)
-        .bind(event.occurred_at)
-        .bind(&event.trace_id)
-        .bind(record.recorded_at)
-        .bind(&record.previous_hash)
-        .bind(&record.hash)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE chain_head SET hash = $1 WHERE chain_id = 1")
-            .bind(&record.hash)
-            .execute(&mut *tx)
-            .await?;
+        let appended = append_in(&mut tx, event).await?;
         tx.commit().await?;
-        Ok((record, false))
+        Ok(appended)
     }
 
     /// Records matching `filter` after sequence `after`, at most `limit`.
@@ -139,6 +96,65 @@ impl Store {
             .await?;
         Ok((row.try_get("sequence")?, row.try_get("hash")?))
     }
+}
+
+/// Appends `event` to the chain inside the caller's transaction (a
+/// consumer's, whose cursor commits with the record); an event id seen
+/// before is not appended again and its record is returned with `true`.
+pub async fn append_in(
+    tx: &mut AnyConnection,
+    event: &Event,
+) -> Result<(Record, bool), AuditError> {
+    // The head first: its lock (a write, which is also what SQLite needs
+    // to queue writers) makes the duplicate check below exact.
+    let head = sqlx::query(
+        "UPDATE chain_head SET sequence = sequence + 1 WHERE chain_id = 1 RETURNING sequence, hash",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(earlier) = fetch_by_event(tx, &event.event_id).await? {
+        // Give the number back (still under the lock): the caller's
+        // transaction may commit other work.
+        sqlx::query("UPDATE chain_head SET sequence = sequence - 1 WHERE chain_id = 1")
+            .execute(&mut *tx)
+            .await?;
+        return Ok((earlier, true));
+    }
+    let mut record = Record {
+        sequence: head.try_get("sequence")?,
+        event: event.clone(),
+        recorded_at: now_micros(),
+        previous_hash: head.try_get("hash")?,
+        hash: String::new(),
+    };
+    record.hash = record.expected_hash();
+    let attributes = serde_json::to_string(&event.attributes)
+        .map_err(|e| AuditError::internal(e.to_string()))?;
+    sqlx::query(concat!(
+        "INSERT INTO audit_records (",
+        record_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ))
+    .bind(record.sequence)
+    .bind(&event.event_id)
+    .bind(&event.source)
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.resource)
+    .bind(&event.outcome)
+    .bind(&attributes)
+    .bind(event.occurred_at)
+    .bind(&event.trace_id)
+    .bind(record.recorded_at)
+    .bind(&record.previous_hash)
+    .bind(&record.hash)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE chain_head SET hash = $1 WHERE chain_id = 1")
+        .bind(&record.hash)
+        .execute(&mut *tx)
+        .await?;
+    Ok((record, false))
 }
 
 async fn fetch_by_event(

@@ -27,11 +27,11 @@ pub struct Harness {
     pub mesh: Mesh,
     /// Risk control's API (rules, policy, assessments).
     pub rules: Rules,
-    /// Between both services' outbox relays and the audit trail.
+    /// Between the audit trail and both services' event logs.
     pub audit_proxy: TcpProxy,
     /// The audit trail's API.
     pub trail: Trail,
-    /// Between the services and the ledger.
+    /// Between the transaction service and the ledger.
     pub proxy: TcpProxy,
     pub accounts: Accounts,
     pub transfers: Transactions,
@@ -71,11 +71,23 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
     let millis = |d: Duration| format!("{}ms", d.as_millis());
     let policy = options.call_policy;
     let mesh = builder
-        .upstream(
+        // The audit trail reads the producers' event logs through its proxy.
+        .upstream_for(
             finance_audit::TARGET,
+            finance_account::TARGET,
             with_host_port(&url, audit_proxy.addr()),
         )
-        .upstream(finance_account::TARGET, with_host_port(&url, proxy.addr()))
+        .upstream_for(
+            finance_audit::TARGET,
+            finance_transaction::TARGET,
+            with_host_port(&url, audit_proxy.addr()),
+        )
+        // Only the transaction service's calls to the ledger cross this one.
+        .upstream_for(
+            finance_transaction::TARGET,
+            finance_account::TARGET,
+            with_host_port(&url, proxy.addr()),
+        )
         .client_policy(ClientPolicy {
             timeout: Duration::from_secs(5),
             max_attempts: 2,

@@ -6,9 +6,13 @@
 //!   `traceparent`/`tracestate`/`baggage` into the metadata;
 //! - sends `grpc-timeout` no longer than what is left of the caller's own
 //!   deadline (see [`crate::deadline`]) and gives up locally at that point;
-//! - retries UNAVAILABLE (and connection failures) with jittered exponential
-//!   backoff, but only for methods whose contract says
-//!   `option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS`;
+//! - retries UNAVAILABLE (and connection failures), and an attempt that
+//!   outlived its own `attempt_timeout` (its answer was lost), with jittered
+//!   exponential backoff, but only for methods whose contract says
+//!   `option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS`. This is
+//!   the one retry loop of the mesh: callers do not wrap it in their own.
+//!   Total attempts and total time are bounded, and the span records both
+//!   (`attempts`, `retry.max_attempts`, `retry.budget_ms`);
 //! - passes on who the call is for (see [`crate::caller`]);
 //! - records RED metrics for the call.
 
@@ -35,6 +39,10 @@ pub struct ClientPolicy {
     pub max_attempts: u32,
     /// First backoff; doubles per attempt, full jitter.
     pub base_backoff: Duration,
+    /// Deadline of one attempt (at most what is left of the call's); an
+    /// idempotent call whose attempt outlives it is asked again. `None`: an
+    /// attempt may take all the time left.
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl Default for ClientPolicy {
@@ -43,6 +51,7 @@ impl Default for ClientPolicy {
             timeout: Duration::from_secs(10),
             max_attempts: 3,
             base_backoff: Duration::from_millis(50),
+            attempt_timeout: None,
         }
     }
 }
@@ -91,6 +100,8 @@ impl tower::Service<http::Request<Body>> for MeshChannel {
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
             attempts = tracing::field::Empty,
+            retry.max_attempts = tracing::field::Empty,
+            retry.budget_ms = tracing::field::Empty,
         );
         let started = Instant::now();
         let call_span = span.clone();
@@ -133,6 +144,13 @@ async fn call_with_policy(
     } else {
         1
     };
+    span.record("retry.max_attempts", i64::from(attempts));
+    span.record(
+        "retry.budget_ms",
+        deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i64,
+    );
     let (mut parts, body) = request.into_parts();
     propagation::inject(&span.context(), &mut parts.headers);
     // Who the call is for travels on, unless the caller named someone.
@@ -177,26 +195,56 @@ async fn call_with_policy(
             .version(parts.version)
             .body(body)?;
         *request.headers_mut() = parts.headers.clone();
+        // This attempt's share: all that is left, or its own timeout.
+        let budget = policy
+            .attempt_timeout
+            .map_or(remaining, |limit| limit.min(remaining));
+        let cut_short = budget < remaining;
         request.headers_mut().insert(
             "grpc-timeout",
-            http::HeaderValue::from_str(&deadline::format_grpc_timeout(remaining))?,
+            http::HeaderValue::from_str(&deadline::format_grpc_timeout(budget))?,
         );
 
-        let sent = tokio::time::timeout(remaining, async {
+        let sent = tokio::time::timeout(budget, async {
             std::future::poll_fn(|cx| tower::Service::poll_ready(&mut channel, cx)).await?;
             tower::Service::call(&mut channel, request).await
         })
         .await;
         let outcome = match sent {
             Ok(outcome) => outcome,
+            // The attempt's own timeout, with time left for another: its
+            // answer is lost, and an idempotent call may ask again.
+            Err(_) if cut_short && attempt < attempts => {
+                tracing::debug!(attempt, "attempt timed out; asking again");
+                let pause = backoff(&policy, attempt)
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(pause).await;
+                continue;
+            }
             Err(_) => {
+                span.record("attempts", i64::from(attempt));
                 return Err(Box::new(tonic::Status::deadline_exceeded(
                     "deadline exceeded waiting for the response",
                 )));
             }
         };
+        // tonic's own timer (from the grpc-timeout header) may beat ours:
+        // the same lost answer.
+        let timed_out = matches!(&outcome, Err(error) if is_timeout(error));
+        if timed_out && !(cut_short && attempt < attempts) {
+            span.record("attempts", i64::from(attempt));
+            return Err(Box::new(tonic::Status::deadline_exceeded(
+                "deadline exceeded waiting for the response",
+            )));
+        }
         let retryable = match &outcome {
-            Ok(response) => status_code(response.headers()) == tonic::Code::Unavailable,
+            Ok(response) => match status_code(response.headers()) {
+                tonic::Code::Unavailable => true,
+                // The server gave up at this attempt's deadline, which was
+                // shorter than the call's.
+                tonic::Code::DeadlineExceeded => cut_short,
+                _ => false,
+            },
             // Connection refused or reset: the request may not have reached
             // the server, and the method is safe to repeat anyway.
             Err(_) => true,
@@ -215,6 +263,18 @@ async fn call_with_policy(
 /// Whether the contract marks `path` ("/pkg.Service/Method") as safe to retry.
 pub fn is_idempotent(path: &str) -> bool {
     crate::contracts::is_idempotent(path)
+}
+
+/// Whether the call stack gave up on a timer (tonic's `TimeoutExpired`).
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// The gRPC code an error of the call stack stands for.

@@ -183,6 +183,12 @@ impl StartContext {
     /// port when it runs here. Channels connect lazily, so start-up order
     /// does not matter.
     pub fn upstream(&self, target: &str) -> anyhow::Result<MeshChannel> {
+        self.upstream_with(target, self.env.client_policy)
+    }
+
+    /// Like [`StartContext::upstream`], with a policy of the service's own
+    /// (e.g. shorter attempts for calls whose answer may be lost).
+    pub fn upstream_with(&self, target: &str, policy: ClientPolicy) -> anyhow::Result<MeshChannel> {
         if !self.service.calls.contains(&target) {
             bail!(
                 "{} calls {target}, which its descriptor does not list in `calls`",
@@ -198,7 +204,7 @@ impl StartContext {
                 target.replace(['.', '-'], "_").to_uppercase()
             ),
         };
-        client::channel(&url, self.env.client_policy)
+        client::channel(&url, policy)
             .map_err(|e| anyhow::anyhow!("upstream {target} at {url}: {e}"))
     }
 

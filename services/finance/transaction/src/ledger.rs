@@ -2,17 +2,17 @@
 //! and learn its outcome.
 //!
 //! A posting is idempotent by its key, so asking again is always safe: an
-//! answer that got lost (timeout, dropped connection, the ledger restarting)
-//! is asked for again with the same key until the ledger says either
-//! "posted" or "refused", or the caller's time runs out. Only those two
-//! answers are outcomes; everything else leaves the outcome unknown.
+//! answer that got lost (an attempt's timeout, a dropped connection, the
+//! ledger restarting) is asked for again with the same key by the mesh
+//! client's retry loop until the ledger says either "posted" or "refused",
+//! or the attempts or the caller's time run out. Only those two answers are
+//! outcomes; everything else leaves the outcome unknown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
-use meshwork_runtime::client::MeshChannel;
-use meshwork_runtime::deadline;
+use meshwork_runtime::client::{ClientPolicy, MeshChannel};
 use pb::account_service_client::AccountServiceClient;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -54,45 +54,18 @@ pub struct CallPolicy {
     pub backoff: Duration,
 }
 
-/// One try at a call whose answer may be lost.
-#[derive(Debug)]
-pub enum Attempt<T> {
-    /// A definite answer.
-    Done(T),
-    /// No answer that settles anything; worth asking again.
-    Retry(tonic::Status),
-}
-
 impl CallPolicy {
-    /// Asks again (the call must be safe to repeat) until an attempt gives a
-    /// definite answer, within the attempts and the caller's own deadline;
-    /// each attempt gets at most `attempt_timeout`. `Err` says why the last
-    /// one did not settle anything.
-    pub async fn chase<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, String>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Attempt<T>>,
-    {
-        let caller_deadline = deadline::current();
-        let mut last = String::from("no attempt made");
-        for n in 0..self.attempts.max(1) {
-            let attempt_deadline = Instant::now() + self.attempt_timeout;
-            let bound = match caller_deadline {
-                Some(caller) if caller <= Instant::now() => break,
-                Some(caller) => caller.min(attempt_deadline),
-                None => attempt_deadline,
-            };
-            match deadline::scope(Some(bound), attempt()).await {
-                Attempt::Done(answer) => return Ok(answer),
-                Attempt::Retry(status) => {
-                    tracing::warn!(what, attempt = n, code = ?status.code(), message = status.message(), "answer not known yet");
-                    last = format!("{:?}: {}", status.code(), status.message());
-                }
-            }
-            let pause = self.backoff * 2u32.saturating_pow(n);
-            tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+    /// The channel policy that carries it out: the mesh client's one retry
+    /// loop asks again (the calls are idempotent by transfer id) while an
+    /// attempt's answer is lost or the service is unavailable, within the
+    /// attempts and the call's deadline; nothing here loops around it.
+    pub fn client_policy(&self, base: ClientPolicy) -> ClientPolicy {
+        ClientPolicy {
+            max_attempts: self.attempts.max(1),
+            base_backoff: self.backoff,
+            attempt_timeout: Some(self.attempt_timeout),
+            ..base
         }
-        Err(last)
     }
 }
 
@@ -110,15 +83,14 @@ impl Default for CallPolicy {
 #[derive(Clone)]
 pub struct Ledger {
     client: AccountServiceClient<MeshChannel>,
-    policy: CallPolicy,
 }
 
 impl Ledger {
-    /// The ledger behind `channel`.
-    pub fn new(channel: MeshChannel, policy: CallPolicy) -> Self {
+    /// The ledger behind `channel` (whose policy says how hard to try: see
+    /// [`CallPolicy::client_policy`]).
+    pub fn new(channel: MeshChannel) -> Self {
         Self {
             client: AccountServiceClient::new(channel),
-            policy,
         }
     }
 
@@ -147,26 +119,21 @@ impl Ledger {
             memo: transfer.memo.clone(),
             kind: kind as i32,
         };
-        let answer = self
-            .policy
-            .chase(key, || {
-                let mut client = self.client.clone();
-                let request = request.clone();
-                async move {
-                    match client.post_transfer(request).await {
-                        Ok(response) => {
-                            let posting = response.into_inner().posting.unwrap_or_default();
-                            Attempt::Done(Outcome::Posted(posting.posting_id))
-                        }
-                        Err(status) => match refusal(&status) {
-                            Some(refused) => Attempt::Done(Outcome::Refused(refused)),
-                            None => Attempt::Retry(status),
-                        },
-                    }
+        match self.client.clone().post_transfer(request).await {
+            Ok(response) => {
+                let posting = response.into_inner().posting.unwrap_or_default();
+                Outcome::Posted(posting.posting_id)
+            }
+            Err(status) => match refusal(&status) {
+                Some(refused) => Outcome::Refused(refused),
+                // Not "posted", not "refused": the caller's retry or the
+                // settler asks again under the same key.
+                None => {
+                    tracing::warn!(key, code = ?status.code(), message = status.message(), "posting outcome not known yet");
+                    Outcome::Unknown(format!("{:?}: {}", status.code(), status.message()))
                 }
-            })
-            .await;
-        answer.unwrap_or_else(Outcome::Unknown)
+            },
+        }
     }
 }
 

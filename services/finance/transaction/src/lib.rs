@@ -100,8 +100,11 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
         let storage = ctx.storage().await?;
         let outbox = ctx.audit_outbox().await?;
         let store = store::Store::new(storage.db, outbox);
-        let ledger = ledger::Ledger::new(ctx.upstream(LEDGER)?, flags.call_policy());
-        let risk = risk::RiskControl::new(ctx.upstream(RISK)?, flags.call_policy());
+        // How hard to try for a posting or a decision is the channels'
+        // policy: one retry loop, in the mesh client.
+        let policy = flags.call_policy().client_policy(ctx.client_policy());
+        let ledger = ledger::Ledger::new(ctx.upstream_with(LEDGER, policy)?);
+        let risk = risk::RiskControl::new(ctx.upstream_with(RISK, policy)?);
         let transfers = workflow::Transfers::new(store, risk, ledger);
         let settler = transfers.clone();
         let after = flags.transaction_settle_after;

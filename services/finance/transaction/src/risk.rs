@@ -8,7 +8,6 @@ use meshwork_runtime::client::MeshChannel;
 use pb::risk_service_client::RiskServiceClient;
 
 use crate::domain::{Risk, RiskDecision, Transfer};
-use crate::ledger::{Attempt, CallPolicy};
 
 /// What risk control said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +22,13 @@ pub enum Assessed {
 #[derive(Clone)]
 pub struct RiskControl {
     client: RiskServiceClient<MeshChannel>,
-    policy: CallPolicy,
 }
 
 impl RiskControl {
-    /// Risk control behind `channel`.
-    pub fn new(channel: MeshChannel, policy: CallPolicy) -> Self {
+    /// Risk control behind `channel` (its policy says how hard to try).
+    pub fn new(channel: MeshChannel) -> Self {
         Self {
             client: RiskServiceClient::new(channel),
-            policy,
         }
     }
 
@@ -48,20 +45,13 @@ impl RiskControl {
             }),
             occur_time: Some(meshwork_runtime::time::to_timestamp(transfer.created_at)),
         };
-        let answer = self
-            .policy
-            .chase(&transfer.id, || {
-                let mut client = self.client.clone();
-                let request = request.clone();
-                async move {
-                    match client.assess(request).await {
-                        Ok(response) => Attempt::Done(decided(response.into_inner())),
-                        Err(status) => Attempt::Retry(status),
-                    }
-                }
-            })
-            .await;
-        answer.unwrap_or_else(Assessed::Unknown)
+        match self.client.clone().assess(request).await {
+            Ok(response) => decided(response.into_inner()),
+            Err(status) => {
+                tracing::warn!(transfer = %transfer.id, code = ?status.code(), message = status.message(), "no decision yet");
+                Assessed::Unknown(format!("{:?}: {}", status.code(), status.message()))
+            }
+        }
     }
 }
 

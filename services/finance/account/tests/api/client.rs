@@ -114,6 +114,48 @@ async fn idempotent_calls_are_retried_while_unavailable_then_fail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_answer_is_lost_is_asked_again_within_the_bounds() {
+    // A server that takes connections and never answers: every attempt's
+    // answer is lost.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let policy = ClientPolicy {
+        timeout: Duration::from_secs(5),
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(5),
+        attempt_timeout: Some(Duration::from_millis(100)),
+    };
+    let mut client =
+        AccountServiceClient::new(client::channel(&format!("http://{addr}"), policy).unwrap());
+    let (trace_id, result) = traced(client.get_account(pb::GetAccountRequest {
+        account_id: "acc_x".into(),
+    }))
+    .await;
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    let mut seen = None;
+    eventually(|| {
+        seen = int_attribute(&trace_id, SpanKind::Client, "attempts").zip(int_attribute(
+            &trace_id,
+            SpanKind::Client,
+            "retry.max_attempts",
+        ));
+        std::future::ready(seen.is_some())
+    })
+    .await;
+    // Three attempts of 100 ms, not the whole 5 s budget on the first.
+    assert_eq!(seen, Some((3, 3)));
+    let budget = int_attribute(&trace_id, SpanKind::Client, "retry.budget_ms").unwrap();
+    assert!(budget > 4_000 && budget <= 5_000, "budget {budget} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_over_the_configured_limit_are_refused() {
     let limits = ServerLimits {
         max_message_bytes: 64 * 1024,

@@ -92,6 +92,7 @@ pub async fn start_with(backend: &Backend, options: Options) -> Harness {
             timeout: Duration::from_secs(5),
             max_attempts: 2,
             base_backoff: Duration::from_millis(20),
+            attempt_timeout: None,
         })
         .flag(format!(
             "--transaction-settle-interval={}",

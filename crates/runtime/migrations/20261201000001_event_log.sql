@@ -34,3 +34,15 @@ CREATE TABLE IF NOT EXISTS event_cursors (
     owner        TEXT NOT NULL,
     lease_until  BIGINT NOT NULL
 );
+
+-- Events a consumer could never apply (a payload it cannot read, a
+-- message its rules refuse), set aside with the cursor move so that one
+-- bad event does not stop the subscription.
+CREATE TABLE IF NOT EXISTS event_dead_letters (
+    subscription TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    sequence     BIGINT NOT NULL,
+    reason       TEXT NOT NULL,
+    set_aside_at BIGINT NOT NULL,
+    PRIMARY KEY (subscription, event_id)
+);

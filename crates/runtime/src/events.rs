@@ -52,7 +52,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::client::MeshChannel;
 use crate::db::Database;
 use crate::jobs::{Job, Next};
-use crate::time::Clock;
+
 use crate::{BoxError, propagation};
 
 /// Events a read returns at most by default, and at most at all.
@@ -228,25 +228,29 @@ impl Log {
         .woken_by(self.wake.clone())
     }
 
-    /// Deletes numbered events older than `retention`, every minute.
-    pub fn retention_job(&self, producer: &str, retention: Duration, clock: Clock) -> Job {
+    /// Deletes numbered events older than `retention`, every minute: the
+    /// oldest part of the log, by sequence (an event that committed late
+    /// with an old time is not cut out of the middle).
+    pub fn retention_job(&self, producer: &str, retention: Duration) -> Job {
         let db = self.db.clone();
         Job::every(
             format!("{producer}.events.retention"),
             Duration::from_secs(60),
             move || {
+                // Operational time, not a business rule: the system clock.
                 let (db, cutoff) = (
                     db.clone(),
-                    clock.now_micros() - retention.as_micros() as i64,
+                    crate::time::now_micros() - retention.as_micros() as i64,
                 );
                 async move {
                     let deleted = sqlx::query(
-                        "DELETE FROM event_log WHERE sequence > 0 AND occurred_at < $1",
-                    )
-                    .bind(cutoff)
-                    .execute(db.pool())
-                    .await?
-                    .rows_affected();
+                    "DELETE FROM event_log WHERE sequence > 0 AND sequence <= \
+                     (SELECT COALESCE(MAX(sequence), 0) FROM event_log WHERE sequence > 0 AND occurred_at < $1)",
+                )
+                .bind(cutoff)
+                .execute(db.pool())
+                .await?
+                .rows_affected();
                     if deleted > 0 {
                         tracing::info!(deleted, "events past retention deleted");
                     }
@@ -274,7 +278,8 @@ impl Log {
         let mut head = self.head.subscribe();
         loop {
             let response = self.read_now(topics, after, max).await?;
-            if !response.events.is_empty() || tokio::time::Instant::now() >= deadline {
+            // Rows of other topics count too: the consumer moves past them.
+            if response.last_sequence > after || tokio::time::Instant::now() >= deadline {
                 return Ok(response);
             }
             // Woken by this process's sequencer, or every 250 ms for those
@@ -318,9 +323,12 @@ impl Log {
                 continue;
             }
             let payload: String = row.try_get("payload")?;
-            let value = base64::engine::general_purpose::STANDARD
-                .decode(payload)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let Ok(value) = base64::engine::general_purpose::STANDARD.decode(payload) else {
+                // Damaged, not written by us: skipped (and said), so it
+                // cannot stop every consumer.
+                tracing::error!(sequence, "event log row with an unreadable payload skipped");
+                continue;
+            };
             events.push(pb::Event {
                 sequence,
                 event_id: row.try_get("event_id")?,
@@ -334,11 +342,14 @@ impl Log {
                 traceparent: row.try_get("traceparent")?,
             });
         }
+        let first_retained = first.unwrap_or(head + 1);
         Ok(pb::ReadEventsResponse {
             events,
-            last_sequence: last,
+            // Past what retention deleted, so a consumer behind it moves on
+            // (once) instead of asking for it again.
+            last_sequence: last.max(first_retained - 1),
             head_sequence: head,
-            first_retained_sequence: first.unwrap_or(head + 1),
+            first_retained_sequence: first_retained,
         })
     }
 }
@@ -443,6 +454,15 @@ impl Received {
         self.payload.to_msg()
     }
 }
+
+/// What a handler returns for an event it can never apply (its payload is
+/// not the message it expects, its rules refuse it): the event is set aside
+/// in `event_dead_letters` with the cursor move, counted `rejected`, and the
+/// subscription goes on. Any other error is taken as passing: the round
+/// fails and the event comes again.
+#[derive(Debug, thiserror::Error)]
+#[error("event rejected: {0}")]
+pub struct Rejected(pub String);
 
 /// A work subscription's handler: applies one event inside the transaction
 /// that also moves the cursor past it.
@@ -559,12 +579,7 @@ fn set_lag(subscription: &str, lag: i64) {
 /// A subscription's consumer: reads the producer's log through `channel`
 /// and applies what it reads. `db` is the consumer's own database (its
 /// cursor, for work subscriptions).
-pub fn consumer_job(
-    subscription: Subscription,
-    channel: MeshChannel,
-    db: Database,
-    clock: Clock,
-) -> Job {
+pub fn consumer_job(subscription: Subscription, channel: MeshChannel, db: Database) -> Job {
     let _ = consumer_metrics();
     let name = subscription.name.clone();
     let owner = crate::validate::new_id("replica");
@@ -574,7 +589,6 @@ pub fn consumer_job(
         subscription,
         client: pb::event_log_service_client::EventLogServiceClient::new(channel),
         db,
-        clock,
         owner,
         position,
         backoff,
@@ -590,11 +604,20 @@ pub fn consumer_job(
     .starting_now()
 }
 
+/// What became of one event.
+enum Applied {
+    /// Its effect committed.
+    Done,
+    /// Rejected by the handler and set aside.
+    SetAside,
+    /// Another replica holds the subscription now.
+    NotOurs,
+}
+
 struct Consumer {
     subscription: Subscription,
     client: pb::event_log_service_client::EventLogServiceClient<MeshChannel>,
     db: Database,
-    clock: Clock,
     owner: String,
     /// The broadcast cursor (work cursors live in the database).
     position: Arc<AtomicI64>,
@@ -624,6 +647,25 @@ impl Consumer {
         };
         let read = match self.client.clone().read_events(request).await {
             Ok(read) => read.into_inner(),
+            // Anything but "away" is a fault to see (a producer that does
+            // not serve that log, a refused request): the job fails.
+            Err(status)
+                if !matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                ) =>
+            {
+                count(name, "error", 1);
+                return Err(format!(
+                    "reading {}'s event log: {:?}: {}",
+                    self.subscription.producer,
+                    status.code(),
+                    status.message()
+                )
+                .into());
+            }
             Err(status) => {
                 // The producer is away: not this consumer's failure (it
                 // stays SERVING); its events wait in the producer's log.
@@ -636,7 +678,9 @@ impl Consumer {
             }
         };
         *self.backoff.lock().unwrap_or_else(|e| e.into_inner()) = Duration::from_millis(100);
-        if read.first_retained_sequence > after + 1 {
+        // A consumer that had read something and finds it deleted lost
+        // events; one that starts (after 0) takes what is retained.
+        if after > 0 && read.first_retained_sequence > after + 1 {
             let lost = read.first_retained_sequence - after - 1;
             count(name, "lost", lost as u64);
             tracing::error!(subscription = %name, after, first_retained = read.first_retained_sequence, "events were deleted by retention before this consumer read them");
@@ -662,12 +706,16 @@ impl Consumer {
                 .instrument(consume_span(name, &received))
                 .await;
             match applied {
-                Ok(true) => {
+                Ok(Applied::Done) => {
                     count(name, "ok", 1);
                     position = received.sequence;
                 }
+                Ok(Applied::SetAside) => {
+                    count(name, "rejected", 1);
+                    position = received.sequence;
+                }
                 // The lease moved to another replica meanwhile.
-                Ok(false) => return Ok(Next::Interval),
+                Ok(Applied::NotOurs) => return Ok(Next::Interval),
                 Err(error) => {
                     count(name, "error", 1);
                     set_lag(name, read.head_sequence - position);
@@ -685,7 +733,8 @@ impl Consumer {
 
     /// Takes or renews the work lease; the cursor when this replica holds it.
     async fn lease(&self) -> Result<Option<i64>, sqlx::Error> {
-        let now = self.clock.now_micros();
+        // Leases are operational time: the system clock.
+        let now = crate::time::now_micros();
         let name = &self.subscription.name;
         sqlx::query(
             "INSERT INTO event_cursors (subscription, producer, position, owner, lease_until) \
@@ -707,32 +756,61 @@ impl Consumer {
         .await
     }
 
-    /// Applies one event; `false` when this replica lost the lease.
-    async fn apply(&self, position: i64, event: &Received) -> Result<bool, BoxError> {
+    /// Applies one event.
+    async fn apply(&self, position: i64, event: &Received) -> Result<Applied, BoxError> {
+        let name = &self.subscription.name;
         match &self.subscription.delivery {
             Delivery::Broadcast(handler) => {
-                handler.handle(event).await?;
+                let outcome = match handler.handle(event).await {
+                    Ok(()) => Applied::Done,
+                    Err(error) if error.is::<Rejected>() => {
+                        tracing::error!(subscription = %name, event = %event.id, %error, "event set aside");
+                        Applied::SetAside
+                    }
+                    Err(error) => return Err(error),
+                };
                 self.position.store(event.sequence, Ordering::SeqCst);
-                Ok(true)
+                Ok(outcome)
             }
             Delivery::Work(handler) => {
                 let mut tx = self.db.pool().begin().await?;
                 // The cursor first: a write (SQLite queues writers), and the
                 // guard that this replica still holds the subscription here.
-                if !move_cursor(
-                    &mut tx,
-                    &self.subscription.name,
-                    &self.owner,
-                    position,
-                    event.sequence,
-                )
-                .await?
-                {
-                    return Ok(false);
+                if !move_cursor(&mut tx, name, &self.owner, position, event.sequence).await? {
+                    return Ok(Applied::NotOurs);
                 }
-                handler.handle(&mut tx, event).await?;
-                tx.commit().await?;
-                Ok(true)
+                match handler.handle(&mut tx, event).await {
+                    Ok(()) => {
+                        tx.commit().await?;
+                        Ok(Applied::Done)
+                    }
+                    Err(error) if error.is::<Rejected>() => {
+                        // Nothing of the handler's work stays; the cursor
+                        // moves and the event is set aside, together.
+                        drop(tx);
+                        let mut tx = self.db.pool().begin().await?;
+                        if !move_cursor(&mut tx, name, &self.owner, position, event.sequence)
+                            .await?
+                        {
+                            return Ok(Applied::NotOurs);
+                        }
+                        sqlx::query(
+                            "INSERT INTO event_dead_letters (subscription, event_id, sequence, reason, set_aside_at) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subscription, event_id) DO NOTHING",
+                        )
+                        .bind(name)
+                        .bind(&event.id)
+                        .bind(event.sequence)
+                        .bind(error.to_string())
+                        .bind(crate::time::now_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        tracing::error!(subscription = %name, event = %event.id, %error, "event set aside in event_dead_letters");
+                        Ok(Applied::SetAside)
+                    }
+                    Err(error) => Err(error),
+                }
             }
         }
     }
@@ -859,6 +937,9 @@ mod tests {
         ) -> BoxFuture<'a, Result<(), BoxError>> {
             Box::pin(async move {
                 let n = event.decode::<prost_types::Duration>()?.seconds;
+                if event.key == "poison" {
+                    return Err(Rejected(format!("{n} is no number we take")).into());
+                }
                 sqlx::query("INSERT INTO handled (event_id, event_key, n, sequence) VALUES ($1, $2, $3, $4)")
                     .bind(&event.id)
                     .bind(&event.key)
@@ -927,7 +1008,6 @@ mod tests {
                 subscription.clone(),
                 channel.clone(),
                 consumer.clone(),
-                Clock::system(),
             ));
         }
         assert!(
@@ -965,6 +1045,46 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_the_handler_rejects_is_set_aside_and_the_rest_go_on() {
+        let producer = sqlite("producer").await;
+        let log = Log::new(producer.clone());
+        let channel = serve(&log).await;
+        publish(&log, &producer, &[("a", 1), ("poison", 2), ("a", 3)]).await;
+        let consumer = sqlite("consumer").await;
+        sqlx::query("CREATE TABLE handled (event_id TEXT PRIMARY KEY, event_key TEXT, n BIGINT, sequence BIGINT)")
+            .execute(consumer.pool())
+            .await
+            .unwrap();
+        let shutdown = Shutdown::new();
+        let mut jobs = Jobs::new(shutdown.clone());
+        let subscription = Subscription {
+            name: "test.poison".into(),
+            producer: "test.producer".into(),
+            topics: Vec::new(),
+            delivery: Delivery::Work(Arc::new(Record)),
+        };
+        jobs.spawn(consumer_job(subscription, channel, consumer.clone()));
+        assert!(until(async || handled(&consumer).await.len() == 2).await);
+        assert_eq!(
+            handled(&consumer).await,
+            [("a".to_owned(), 1), ("a".to_owned(), 3)]
+        );
+        let set_aside: (String, i64) = sqlx::query_as(
+            "SELECT reason, sequence FROM event_dead_letters WHERE subscription = 'test.poison'",
+        )
+        .fetch_one(consumer.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            set_aside,
+            ("event rejected: 2 is no number we take".to_owned(), 2)
+        );
+        assert_eq!(delivery_count("test.poison", "rejected"), 1);
+        shutdown.cancel();
+        jobs.wait().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn broadcast_consumers_each_see_every_event_and_other_topics_are_skipped() {
         let producer = sqlite("producer").await;
         let log = Log::new(producer.clone());
@@ -993,7 +1113,6 @@ mod tests {
                 subscription,
                 channel.clone(),
                 sqlite("replica").await,
-                Clock::system(),
             ));
         }
         for replica in &replicas {
@@ -1046,14 +1165,10 @@ mod tests {
             read.events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
             [2]
         );
-        // Retention: everything older than an hour at a clock far ahead.
-        let later = Clock::fixed(crate::time::now_micros() + 10 * 3600 * 1_000_000);
+        // Retention of nothing: every numbered event goes.
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
-        jobs.spawn(
-            log.retention_job("test", Duration::from_secs(3600), later)
-                .starting_now(),
-        );
+        jobs.spawn(log.retention_job("test", Duration::ZERO).starting_now());
         assert!(
             until(async || log
                 .read(&[], 0, 10, Duration::ZERO)
@@ -1066,8 +1181,10 @@ mod tests {
         let read = log.read(&[], 0, 10, Duration::ZERO).await.unwrap();
         assert_eq!(
             read.first_retained_sequence, 3,
-            "a consumer at 0 can tell it lost two"
+            "a consumer at 1 can tell it lost one"
         );
+        let behind = log.read(&[], 1, 10, Duration::ZERO).await.unwrap();
+        assert_eq!(behind.last_sequence, 2, "and moves past what was deleted");
         shutdown.cancel();
         jobs.wait().await;
     }

@@ -344,7 +344,7 @@ impl StartContext {
         let target = self.target();
         self.env.logs.insert(target, log.clone());
         self.spawn_job(log.sequencer_job(target));
-        self.spawn_job(log.retention_job(target, self.env.event_retention, self.clock()));
+        self.spawn_job(log.retention_job(target, self.env.event_retention));
         let publisher = log.publisher();
         self.publisher = Some(publisher.clone());
         Ok(publisher)
@@ -364,12 +364,7 @@ impl StartContext {
             return Ok(false);
         };
         let storage = self.storage().await?;
-        self.spawn_job(consumer_job(
-            subscription,
-            channel,
-            storage.db,
-            self.clock(),
-        ));
+        self.spawn_job(consumer_job(subscription, channel, storage.db));
         Ok(true)
     }
 

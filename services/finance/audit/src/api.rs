@@ -38,6 +38,28 @@ impl AuditApi {
     }
 }
 
+/// What an event must be to be appended, whether it comes by RecordEvent
+/// or from an event log.
+pub(crate) fn check_event(
+    event: &pb::AuditEvent,
+) -> Result<(), meshwork_runtime::validate::Invalid> {
+    let mut checks = Checks::new();
+    checks.id("event.event_id", &event.event_id);
+    checks.id("event.source", &event.source);
+    checks.id("event.action", &event.action);
+    checks.text("event.actor", &event.actor, true, MAX_TEXT);
+    checks.text("event.resource", &event.resource, true, MAX_TEXT);
+    checks.text("event.outcome", &event.outcome, true, MAX_TEXT);
+    if event.occur_time.is_none() {
+        checks.fail("event.occur_time", "is required");
+    }
+    checks.timestamp("event.occur_time", event.occur_time.as_ref());
+    if event.trace_id.len() > MAX_ID_LEN {
+        checks.fail("event.trace_id", "is too long");
+    }
+    checks.finish()
+}
+
 /// The event as it may be stored: every text masked (attributes named
 /// exempt stay).
 pub(crate) fn masked(m: &Masking, event: pb::AuditEvent) -> Event {
@@ -70,21 +92,7 @@ impl AuditService for AuditApi {
         request: Request<pb::RecordEventRequest>,
     ) -> Result<Response<pb::RecordEventResponse>, Status> {
         let event = request.into_inner().event.unwrap_or_default();
-        let mut checks = Checks::new();
-        checks.id("event.event_id", &event.event_id);
-        checks.id("event.source", &event.source);
-        checks.id("event.action", &event.action);
-        checks.text("event.actor", &event.actor, true, MAX_TEXT);
-        checks.text("event.resource", &event.resource, true, MAX_TEXT);
-        checks.text("event.outcome", &event.outcome, true, MAX_TEXT);
-        if event.occur_time.is_none() {
-            checks.fail("event.occur_time", "is required");
-        }
-        checks.timestamp("event.occur_time", event.occur_time.as_ref());
-        if event.trace_id.len() > MAX_ID_LEN {
-            checks.fail("event.trace_id", "is too long");
-        }
-        checks.finish()?;
+        check_event(&event)?;
         let (record, duplicate) = self
             .store
             .append(&self.masked(event))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use meshwork_proto::meshwork::finance::audit::v1 as pb;
 use meshwork_runtime::BoxError;
-use meshwork_runtime::events::{Delivery, Handler, Received, Subscription};
+use meshwork_runtime::events::{Delivery, Handler, Received, Rejected, Subscription};
 use meshwork_runtime::outbox::AUDIT_TOPIC;
 use meshwork_runtime::service::BoxFuture;
 use sqlx::AnyConnection;
@@ -39,11 +39,19 @@ impl Handler for Trail {
         event: &'a Received,
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            let mut audit: pb::AuditEvent = event.decode()?;
+            // An event that can never be appended is set aside, not retried
+            // forever (which would stop the trail).
+            let mut audit: pb::AuditEvent = event
+                .decode()
+                .map_err(|e| Rejected(format!("not an AuditEvent: {e}")))?;
             // The producer is who wrote the log.
             if audit.source.is_empty() {
                 audit.source.clone_from(&event.producer);
             }
+            crate::api::check_event(&audit).map_err(|invalid| {
+                let fields: Vec<String> = invalid.0.iter().map(|v| format!("{v:?}")).collect();
+                Rejected(format!("refused: {}", fields.join("; ")))
+            })?;
             let (record, duplicate) =
                 store::append_in(tx, &crate::api::masked(&self.masking, audit)).await?;
             if !duplicate {

@@ -107,8 +107,10 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::UpdateRuleRequest>,
     ) -> Result<Response<pb::UpdateRuleResponse>, Status> {
-        let rule = request.into_inner().rule.unwrap_or_default();
+        let request = request.into_inner();
+        let rule = request.rule.unwrap_or_default();
         let mut checks = Checks::new();
+        checks.id("request_id", &request.request_id);
         checks.id("rule.rule_id", &rule.rule_id);
         if rule.version <= 0 {
             checks.fail("rule.version", "is required: the version last read");
@@ -120,6 +122,7 @@ impl RiskService for RiskApi {
             .engine
             .store()
             .update_rule(
+                &request.request_id,
                 &rule.rule_id,
                 rule.version,
                 &rule.name,
@@ -137,7 +140,10 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::EnableRuleRequest>,
     ) -> Result<Response<pb::EnableRuleResponse>, Status> {
-        let rule = self.switch(&request.into_inner().rule_id, true).await?;
+        let request = request.into_inner();
+        let rule = self
+            .switch(&request.request_id, &request.rule_id, true)
+            .await?;
         Ok(Response::new(pb::EnableRuleResponse { rule: Some(rule) }))
     }
 
@@ -145,7 +151,10 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::DisableRuleRequest>,
     ) -> Result<Response<pb::DisableRuleResponse>, Status> {
-        let rule = self.switch(&request.into_inner().rule_id, false).await?;
+        let request = request.into_inner();
+        let rule = self
+            .switch(&request.request_id, &request.rule_id, false)
+            .await?;
         Ok(Response::new(pb::DisableRuleResponse { rule: Some(rule) }))
     }
 
@@ -184,8 +193,10 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::UpdatePolicyRequest>,
     ) -> Result<Response<pb::UpdatePolicyResponse>, Status> {
-        let policy = request.into_inner().policy.unwrap_or_default();
+        let request = request.into_inner();
+        let policy = request.policy.unwrap_or_default();
         let mut checks = Checks::new();
+        checks.id("request_id", &request.request_id);
         if policy.review_score < 1 {
             checks.fail("policy.review_score", "must be at least 1");
         }
@@ -196,10 +207,13 @@ impl RiskService for RiskApi {
         let stored = self
             .engine
             .store()
-            .set_policy(&Policy {
-                review_score: policy.review_score,
-                reject_score: policy.reject_score,
-            })
+            .set_policy(
+                &request.request_id,
+                &Policy {
+                    review_score: policy.review_score,
+                    reject_score: policy.reject_score,
+                },
+            )
             .await?;
         self.engine.rules_changed().await;
         Ok(Response::new(pb::UpdatePolicyResponse {
@@ -209,11 +223,21 @@ impl RiskService for RiskApi {
 }
 
 impl RiskApi {
-    async fn switch(&self, rule_id: &str, enabled: bool) -> Result<pb::Rule, Status> {
+    async fn switch(
+        &self,
+        request_id: &str,
+        rule_id: &str,
+        enabled: bool,
+    ) -> Result<pb::Rule, Status> {
         let mut checks = Checks::new();
+        checks.id("request_id", request_id);
         checks.id("rule_id", rule_id);
         checks.finish()?;
-        let rule = self.engine.store().set_enabled(rule_id, enabled).await?;
+        let rule = self
+            .engine
+            .store()
+            .set_enabled(request_id, rule_id, enabled)
+            .await?;
         self.engine.rules_changed().await;
         Ok(rule_to_pb(&rule))
     }

@@ -93,9 +93,12 @@ impl Store {
         Ok(rule)
     }
 
-    /// Replaces name, score and condition when `version` is current.
+    /// Replaces name, score and condition when `version` is current, once
+    /// per request id (a replay answers the rule as it is, not a version
+    /// mismatch).
     pub async fn update_rule(
         &self,
+        request_id: &str,
         rule_id: &str,
         version: i64,
         name: &str,
@@ -104,41 +107,81 @@ impl Store {
     ) -> Result<Rule, RiskError> {
         let json =
             serde_json::to_string(condition).map_err(|e| RiskError::internal(e.to_string()))?;
-        let updated = sqlx::query(
-            "UPDATE rules SET name = $1, score = $2, condition = $3, version = version + 1, updated_at = $4 \
-             WHERE rule_id = $5 AND version = $6",
-        )
-        .bind(name)
-        .bind(i64::from(score))
-        .bind(&json)
-        .bind(now_micros())
-        .bind(rule_id)
-        .bind(version)
-        .execute(self.db.pool())
-        .await?;
-        let rule = self.rule(rule_id).await?;
-        if updated.rows_affected() == 0 {
-            return Err(RiskError::VersionMismatch {
-                rule_id: rule_id.to_owned(),
-                current: rule.version,
-                quoted: version,
-            });
+        let fingerprint = idempotency::fingerprint(&[
+            "update_rule",
+            rule_id,
+            &version.to_string(),
+            name,
+            &score.to_string(),
+            &json,
+        ]);
+        let now = now_micros();
+        let mut claimed =
+            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
+        if claimed.replayed().is_none() {
+            let updated = sqlx::query(
+                "UPDATE rules SET name = $1, score = $2, condition = $3, version = version + 1, updated_at = $4 \
+                 WHERE rule_id = $5 AND version = $6",
+            )
+            .bind(name)
+            .bind(i64::from(score))
+            .bind(&json)
+            .bind(now)
+            .bind(rule_id)
+            .bind(version)
+            .execute(claimed.conn())
+            .await?;
+            if updated.rows_affected() == 0 {
+                let current = fetch_rule(claimed.conn(), rule_id)
+                    .await?
+                    .ok_or_else(|| RiskError::RuleNotFound(rule_id.to_owned()))?;
+                return Err(RiskError::VersionMismatch {
+                    rule_id: rule_id.to_owned(),
+                    current: current.version,
+                    quoted: version,
+                });
+            }
         }
+        let rule = fetch_rule(claimed.conn(), rule_id)
+            .await?
+            .ok_or_else(|| RiskError::RuleNotFound(rule_id.to_owned()))?;
+        claimed.commit(rule_id).await?;
         Ok(rule)
     }
 
-    /// Switches a rule on or off (a no-op when it already is).
-    pub async fn set_enabled(&self, rule_id: &str, enabled: bool) -> Result<Rule, RiskError> {
-        sqlx::query(
-            "UPDATE rules SET enabled = $1, version = version + 1, updated_at = $2 \
-             WHERE rule_id = $3 AND enabled <> $1",
-        )
-        .bind(i64::from(enabled))
-        .bind(now_micros())
-        .bind(rule_id)
-        .execute(self.db.pool())
-        .await?;
-        self.rule(rule_id).await
+    /// Switches a rule on or off (a no-op when it already is), once per
+    /// request id.
+    pub async fn set_enabled(
+        &self,
+        request_id: &str,
+        rule_id: &str,
+        enabled: bool,
+    ) -> Result<Rule, RiskError> {
+        let verb = if enabled {
+            "enable_rule"
+        } else {
+            "disable_rule"
+        };
+        let fingerprint = idempotency::fingerprint(&[verb, rule_id]);
+        let now = now_micros();
+        let mut claimed =
+            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
+        if claimed.replayed().is_none() {
+            sqlx::query(
+                "UPDATE rules SET enabled = $1, version = version + 1, updated_at = $2 \
+                 WHERE rule_id = $3 AND enabled <> $1",
+            )
+            .bind(i64::from(enabled))
+            .bind(now)
+            .bind(rule_id)
+            .execute(claimed.conn())
+            .await?;
+        }
+        let rule = fetch_rule(claimed.conn(), rule_id)
+            .await?
+            .ok_or_else(|| RiskError::RuleNotFound(rule_id.to_owned()))?;
+        claimed.commit(rule_id).await?;
+        Ok(rule)
     }
 
     /// One rule.
@@ -187,17 +230,29 @@ impl Store {
         fetch_policy(&mut conn).await
     }
 
-    /// Replaces the thresholds.
-    pub async fn set_policy(&self, policy: &Policy) -> Result<Policy, RiskError> {
-        sqlx::query(
-            "UPDATE policy SET review_score = $1, reject_score = $2, updated_at = $3 WHERE policy_id = 1",
-        )
-        .bind(i64::from(policy.review_score))
-        .bind(i64::from(policy.reject_score))
-        .bind(now_micros())
-        .execute(self.db.pool())
-        .await?;
-        self.policy().await
+    /// Replaces the thresholds, once per request id.
+    pub async fn set_policy(&self, request_id: &str, policy: &Policy) -> Result<Policy, RiskError> {
+        let fingerprint = idempotency::fingerprint(&[
+            "update_policy",
+            &policy.review_score.to_string(),
+            &policy.reject_score.to_string(),
+        ]);
+        let now = now_micros();
+        let mut claimed =
+            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
+        if claimed.replayed().is_none() {
+            sqlx::query(
+                "UPDATE policy SET review_score = $1, reject_score = $2, updated_at = $3 WHERE policy_id = 1",
+            )
+            .bind(i64::from(policy.review_score))
+            .bind(i64::from(policy.reject_score))
+            .bind(now)
+            .execute(claimed.conn())
+            .await?;
+        }
+        let stored = fetch_policy(claimed.conn()).await?;
+        claimed.commit("policy").await?;
+        Ok(stored)
     }
 
     /// The assessment of a transfer, if it was assessed.

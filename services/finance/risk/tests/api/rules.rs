@@ -26,18 +26,27 @@ on_each_backend!(async fn rules_are_created_updated_switched_and_listed(backend)
     let mut change = created.clone();
     change.score = 70;
     change.condition = Some(large_eur(2_000));
-    let updated = h.risk.update_rule(pb::UpdateRuleRequest { rule: Some(change.clone()) }).await.unwrap().into_inner().rule.unwrap();
+    let update = pb::UpdateRuleRequest { rule: Some(change.clone()), request_id: rid() };
+    let updated = h.risk.update_rule(update.clone()).await.unwrap().into_inner().rule.unwrap();
     assert_eq!((updated.score, updated.version), (70, 2));
     assert_eq!(updated.condition, Some(large_eur(2_000)));
-    // The same change quoting the old version: someone else changed it since.
-    let stale = h.risk.update_rule(pb::UpdateRuleRequest { rule: Some(change) }).await.unwrap_err();
+    // The same request again (its answer was lost): the rule it made, not a
+    // version mismatch, and no second change.
+    let replayed = h.risk.update_rule(update).await.unwrap().into_inner().rule.unwrap();
+    assert_eq!(replayed, updated);
+    // The same change quoting the old version in a new request: someone
+    // else changed it since.
+    let stale = h.risk.update_rule(pb::UpdateRuleRequest { rule: Some(change), request_id: rid() }).await.unwrap_err();
     assert_eq!((stale.code(), reason(&stale)), (Code::Aborted, "VERSION_MISMATCH".into()));
 
-    let off = h.risk.disable_rule(pb::DisableRuleRequest { rule_id: created.rule_id.clone() }).await.unwrap().into_inner().rule.unwrap();
+
+    let off = h.risk.disable_rule(pb::DisableRuleRequest { rule_id: created.rule_id.clone(), request_id: rid() }).await.unwrap().into_inner().rule.unwrap();
     assert!(!off.enabled);
     let (decision, hits) = assess(&mut h.risk, assess_request("trf_1", "acc_a", 5_000, None)).await;
     assert_eq!((decision, hits.len()), (pb::Decision::Approve, 0), "a disabled rule does not fire");
-    let on = h.risk.enable_rule(pb::EnableRuleRequest { rule_id: created.rule_id.clone() }).await.unwrap().into_inner().rule.unwrap();
+    let enable = pb::EnableRuleRequest { rule_id: created.rule_id.clone(), request_id: rid() };
+    let on = h.risk.enable_rule(enable.clone()).await.unwrap().into_inner().rule.unwrap();
+    assert_eq!(h.risk.enable_rule(enable).await.unwrap().into_inner().rule.unwrap(), on, "replayed, no new version");
     assert!(on.enabled);
     let (decision, hits) = assess(&mut h.risk, assess_request("trf_2", "acc_a", 5_000, None)).await;
     assert_eq!((decision, hits), (pb::Decision::Review, vec!["large EUR".to_owned()]));
@@ -50,8 +59,10 @@ on_each_backend!(async fn rules_are_created_updated_switched_and_listed(backend)
     assert_eq!(rest.rules.len(), 1);
     assert!(rest.next_page_token.is_empty());
 
-    let missing = h.risk.enable_rule(pb::EnableRuleRequest { rule_id: "rul_nope".into() }).await.unwrap_err();
+    let missing = h.risk.enable_rule(pb::EnableRuleRequest { rule_id: "rul_nope".into(), request_id: rid() }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    let anonymous = h.risk.enable_rule(pb::EnableRuleRequest { rule_id: created.rule_id.clone(), request_id: String::new() }).await.unwrap_err();
+    assert_eq!(violated_fields(&anonymous), ["request_id"]);
 });
 
 on_each_backend!(async fn bad_rules_name_every_field(backend) {
@@ -83,12 +94,16 @@ on_each_backend!(async fn the_policy_sets_the_thresholds(backend) {
     assert_eq!(assess(&mut h.risk, assess_request("trf_1", "acc_a", 1_000, None)).await.0, pb::Decision::Review);
 
     let strict = pb::Policy { review_score: 30, reject_score: 60 };
-    let stored = h.risk.update_policy(pb::UpdatePolicyRequest { policy: Some(strict) }).await.unwrap().into_inner().policy.unwrap();
+    let update = pb::UpdatePolicyRequest { policy: Some(strict), request_id: rid() };
+    let stored = h.risk.update_policy(update.clone()).await.unwrap().into_inner().policy.unwrap();
     assert_eq!(stored, strict);
+    let other = pb::UpdatePolicyRequest { policy: Some(pb::Policy { review_score: 10, reject_score: 20 }), ..update.clone() };
+    let reused = h.risk.update_policy(other).await.unwrap_err();
+    assert_eq!(reason(&reused), "IDEMPOTENCY_KEY_REUSED", "one key, another policy");
     assert_eq!(assess(&mut h.risk, assess_request("trf_2", "acc_a", 1_000, None)).await.0, pb::Decision::Reject);
 
     let bad = h.risk
-        .update_policy(pb::UpdatePolicyRequest { policy: Some(pb::Policy { review_score: 80, reject_score: 40 }) })
+        .update_policy(pb::UpdatePolicyRequest { policy: Some(pb::Policy { review_score: 80, reject_score: 40 }), request_id: rid() })
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&bad), ["policy.reject_score"]);

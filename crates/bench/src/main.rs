@@ -10,9 +10,16 @@
 //!   same store call made in-process without gRPC;
 //! - `edge`: GET /v1/accounts/{id}/balance through the REST edge (HTTP/1.1
 //!   keep-alive), against the same GetBalance over gRPC directly;
+//! - `platform`: GetBalance of cached accounts through the full server
+//!   stack, against a bare tonic server answering the same RPC with a
+//!   constant (see [`platform`]);
+//! - `events`: event delivery from the producer's commit to the consumer's
+//!   committed effect (see [`events`]);
 //! - `transfers` (`--transfers --servers`): Transfer through the finance
 //!   services against pgbench running the same SQL (see [`transfers`]).
 
+mod events;
+mod platform;
 mod transfers;
 
 /// The same allocator as the `meshwork` binary (see its `main.rs`).
@@ -392,6 +399,37 @@ async fn main() -> anyhow::Result<()> {
     let direct = median_round(directs);
     let rest = median_round(rests);
 
+    // The platform's own cost: the same alternation against a bare server.
+    let bare = platform::bare_server().await?;
+    let (mut bares, mut fulls) = (Vec::new(), Vec::new());
+    for _ in 0..EDGE_ROUNDS {
+        bares.push(
+            measure(
+                args.concurrency,
+                duration_other,
+                read(bare.clone(), ids.clone()),
+            )
+            .await,
+        );
+        fulls.push(
+            measure(
+                args.concurrency,
+                duration_other,
+                read(cached_client.clone(), ids.clone()),
+            )
+            .await,
+        );
+    }
+    let bare = median_round(bares);
+    let full = median_round(fulls);
+
+    // Event delivery, commit to committed effect.
+    let delivered = if args.edge_only {
+        None
+    } else {
+        Some(events::run(&backend, args.concurrency, duration).await?)
+    };
+
     println!("| scenario | storage | ops/s | p50 ms | p99 ms | errors | vs baseline |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     println!(
@@ -452,6 +490,37 @@ async fn main() -> anyhow::Result<()> {
         "| p50 added by the edge | {label} | | {:.3} | | | |",
         (rest.percentile(0.5).as_secs_f64() - direct.percentile(0.5).as_secs_f64()) * 1e3
     );
+    if !args.edge_only {
+        println!(
+            "{}",
+            row(
+                "GetBalance, bare tonic server with a constant (baseline)",
+                label,
+                &bare,
+                None
+            )
+        );
+        println!(
+            "{}",
+            row(
+                "GetBalance through the full server stack (cached)",
+                label,
+                &full,
+                Some(&bare)
+            )
+        );
+    }
+    if let Some(delivered) = &delivered {
+        println!(
+            "{}",
+            row(
+                "Event delivery, commit to the consumer's committed effect (p50/p99: that latency)",
+                label,
+                delivered,
+                None
+            )
+        );
+    }
     shutdown.cancel();
     telemetry.shutdown().await;
     Ok(())

@@ -65,27 +65,11 @@ async fn serve(
         false => None,
     };
     let served_grpc = grpc_listener.is_some();
-    let config = NodeConfig {
-        placement: Arc::new(args.clone()),
-        flags,
-        limits: args.limits(),
-        client_policy: args.client_policy(),
-        http_addr: args.http_addr,
-        health_interval: args.health_interval,
-        clock: Clock::system(),
-        event_retention: args.event_retention,
-    };
-    let node = Node::start(
-        &services,
-        targets.clone(),
-        format!("http://{}", args.grpc_addr),
-        config,
-        reporter.clone(),
-        shutdown.clone(),
-    )
-    .await?;
-    tasks.spawn(node.run(grpc_listener, health_service));
-
+    // The HTTP port first: /healthz answers and /readyz says 503 while the
+    // services start.
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     let http = bind(args.http_addr, "HTTP", "--http-addr").await?;
     let readiness = if !served_grpc {
         let upstream = args
@@ -96,7 +80,7 @@ async fn serve(
             client::channel(&upstream, args.client_policy()).map_err(|e| anyhow::anyhow!("{e}"))?,
         )
     } else {
-        Readiness::local(reporter)
+        Readiness::local(reporter.clone())
     };
     let gateway = match targets.contains(GATEWAY) {
         true => Some(Arc::new(gateway(targets, args, gateway_args)?)),
@@ -112,6 +96,44 @@ async fn serve(
         .await
         .context("HTTP server")
     });
+
+    let config = NodeConfig {
+        placement: Arc::new(args.clone()),
+        flags,
+        limits: args.limits(),
+        client_policy: args.client_policy(),
+        http_addr: args.http_addr,
+        health_interval: args.health_interval,
+        clock: Clock::system(),
+        event_retention: args.event_retention,
+        startup_timeout: args.startup_timeout,
+    };
+    // Until every service has started (storage may be waiting for its
+    // database), health answers NOT_SERVING on the gRPC port.
+    let names: Vec<&str> = services
+        .iter()
+        .flat_map(|s| s.grpc_services.iter().copied())
+        .collect();
+    let starting = match &grpc_listener {
+        Some(listener) => {
+            Some(meshwork_runtime::node::StartingHealth::serve(listener, &names).await?)
+        }
+        None => None,
+    };
+    let node = Node::start(
+        &services,
+        targets.clone(),
+        format!("http://{}", args.grpc_addr),
+        config,
+        reporter.clone(),
+        shutdown.clone(),
+    )
+    .await;
+    if let Some(starting) = starting {
+        starting.stop().await;
+    }
+    let node = node?;
+    tasks.spawn(node.run(grpc_listener, health_service));
 
     if seed && served_grpc {
         let url = format!("http://{}", args.grpc_addr);

@@ -55,6 +55,10 @@ pub struct RuntimeArgs {
     /// Default deadline of calls to other services.
     #[arg(long, env = "MESHWORK_CLIENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub client_timeout: Duration,
+    /// How long a service waits for its database at start (health says
+    /// NOT_SERVING meanwhile) before it gives up.
+    #[arg(long, env = "MESHWORK_STARTUP_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
     /// How long a service keeps the events it published (consumers further
     /// behind lose them).
     #[arg(long, env = "MESHWORK_EVENT_RETENTION", default_value = "168h", value_parser = parse_duration)]

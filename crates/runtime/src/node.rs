@@ -44,6 +44,8 @@ pub struct NodeConfig {
     pub clock: Clock,
     /// How long producers keep their events.
     pub event_retention: Duration,
+    /// How long a service waits for its storage at start.
+    pub startup_timeout: Duration,
 }
 
 /// What the services of a node published, readable after it started.
@@ -97,6 +99,7 @@ impl Node {
             shared: Mutex::new(http::Extensions::new()),
             logs: crate::events::Logs::default(),
             event_retention: config.event_retention,
+            startup_timeout: config.startup_timeout,
         });
         let mut grpc = GrpcServer::new(config.limits);
         let mut monitor = HealthMonitor::new(reporter, config.health_interval);
@@ -197,5 +200,62 @@ impl Node {
         }
         self.jobs.wait().await;
         outcome
+    }
+}
+
+/// Health answers on the gRPC port while a node starts (its storage may be
+/// waiting for the database): every service NOT_SERVING, so probes and load
+/// balancers see the process alive but not ready. Stopped once the node
+/// serves the port itself.
+pub struct StartingHealth {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StartingHealth {
+    /// Serves `grpc.health.v1` on a second handle of `listener` with
+    /// `names` (and the whole server, "") NOT_SERVING.
+    pub async fn serve(listener: &TcpListener, names: &[&str]) -> anyhow::Result<Self> {
+        use std::os::fd::AsFd;
+        let handle = std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?);
+        handle.set_nonblocking(true)?;
+        let handle = TcpListener::from_std(handle)?;
+        let (reporter, health) = tonic_health::server::health_reporter();
+        for name in names.iter().copied().chain([""]) {
+            reporter
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let incoming = tonic::transport::server::TcpIncoming::from(handle);
+        let task = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "start-up health server");
+            }
+        });
+        Ok(Self {
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops answering (the node's own server takes the port over).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for StartingHealth {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -115,6 +115,8 @@ pub struct NodeEnv {
     pub logs: crate::events::Logs,
     /// How long producers keep delivered events.
     pub event_retention: std::time::Duration,
+    /// How long a service waits for its storage at start.
+    pub startup_timeout: std::time::Duration,
 }
 
 /// What a service is started with.
@@ -162,9 +164,28 @@ impl StartContext {
             .migrations
             .with_context(|| format!("{target} declares no migrations"))?;
         let placement = &self.env.placement;
-        let storage = Storage::open(&placement.db(target), &placement.cache(target), migrator)
-            .await
-            .map_err(|e| anyhow::anyhow!("{target}: storage: {e}"))?;
+        let (db, cache) = (placement.db(target), placement.cache(target));
+        // A database that is not there yet (it starts after us, it is
+        // restarting) is waited for, up to the start-up timeout; health
+        // says NOT_SERVING meanwhile (see `node::StartingHealth`).
+        let give_up = std::time::Instant::now() + self.env.startup_timeout;
+        let mut pause = std::time::Duration::from_millis(200);
+        let storage = loop {
+            match Storage::open(&db, &cache, migrator).await {
+                Ok(storage) => break storage,
+                Err(error) if std::time::Instant::now() + pause < give_up => {
+                    tracing::warn!(target, %error, retry_in_ms = pause.as_millis() as u64, "storage not reachable yet; waiting");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(error) => {
+                    anyhow::bail!(
+                        "{target}: storage: {error} (gave up after --startup-timeout {:?})",
+                        self.env.startup_timeout
+                    )
+                }
+            }
+        };
         self.probes.extend(storage.probes());
         self.storage = Some(storage.clone());
         Ok(storage)

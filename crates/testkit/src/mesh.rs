@@ -81,9 +81,16 @@ pub struct MeshBuilder {
     limits: ServerLimits,
     edge: Option<meshwork_gateway::edge::GatewayConfig>,
     test_telemetry: bool,
+    startup_timeout: Duration,
 }
 
 impl MeshBuilder {
+    /// How long services wait for their storage at start.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
     /// Leaves telemetry as the process set it up (a bench), instead of the
     /// test kit's in-memory exporter (see [`crate::traces`]).
     pub fn own_telemetry(mut self) -> Self {
@@ -205,8 +212,15 @@ impl MeshBuilder {
             health_interval: Duration::from_millis(100),
             clock: self.clock.clone(),
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            startup_timeout: self.startup_timeout,
         };
         let url = format!("http://{}", self.addr);
+        let names: Vec<&str> = services
+            .iter()
+            .flat_map(|s| s.grpc_services.iter().copied())
+            .collect();
+        let starting =
+            meshwork_runtime::node::StartingHealth::serve(&self.listener, &names).await?;
         let node = Node::start(
             services,
             served,
@@ -215,7 +229,9 @@ impl MeshBuilder {
             reporter.clone(),
             shutdown.clone(),
         )
-        .await?;
+        .await;
+        starting.stop().await;
+        let node = node?;
         let shared = node.shared();
         let serving = tokio::spawn(async move {
             if let Err(error) = node.run(Some(self.listener), health).await {
@@ -284,6 +300,7 @@ impl Mesh {
             },
             edge: None,
             test_telemetry: true,
+            startup_timeout: Duration::from_secs(30),
         }
     }
 

@@ -1,7 +1,7 @@
 //! finance.account: the ledger.
 //!
 //! Owns accounts, their balances and the double-entry journal (tables
-//! `accounts`, `postings`, `journal_entries`, `idempotency_keys`, `outbox`). Every
+//! `accounts`, `postings`, `journal_entries`, and the platform tables). Every
 //! balance change is a posting whose journal entries sum to zero against the
 //! currency's settlement account, so every cent has a source. Balances are
 //! read through the multi-level cache and invalidated after every change.
@@ -39,8 +39,9 @@ pub static SERVICE: Service = Service {
 };
 
 /// Serves the ledger. Account changes, deposits and withdrawals are written
-/// to the outbox with the change and relayed to finance.audit (see
-/// [`meshwork_runtime::outbox`]); times come from the context's clock.
+/// to the service's event log with the change, which finance.audit
+/// consumes (see [`meshwork_runtime::outbox`]); times come from the
+/// context's clock.
 fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
     Box::pin(async move {
         let storage = ctx.storage().await?;

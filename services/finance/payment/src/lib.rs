@@ -8,7 +8,7 @@
 //! APIs (the sync job of [`workflow`]); keeps each payment's forward-only
 //! life ([`domain`], tables in [`store`]); credits the merchant through
 //! finance.transaction when a payment succeeds and debits it for refunds;
-//! and reports every change to finance.audit through the outbox.
+//! and reports every change to finance.audit through its event log.
 //!
 //! [`sandbox`] is a stand-in provider for development and tests.
 //!

@@ -12,8 +12,8 @@
 //! transfer.
 //!
 //! Every outcome (posted, failed, held, approved, declined, rejected,
-//! reversed) is written to the outbox in the transaction that records it
-//! and relayed to finance.audit until acknowledged.
+//! reversed) is written to the service's event log in the transaction that
+//! records it; finance.audit consumes the log.
 //!
 //! It must not: hold or compute balances (the ledger does), touch the
 //! ledger's tables, or move money outside a PostTransfer call.

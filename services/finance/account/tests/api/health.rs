@@ -73,3 +73,54 @@ async fn not_serving_while_the_database_is_unreachable() {
         "not SERVING again after the database came back"
     );
 }
+
+/// Started while PostgreSQL is out of reach, the service waits for it (the
+/// port answers health NOT_SERVING meanwhile) and serves once it is back,
+/// instead of exiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_started_before_its_database_waits_for_it() {
+    let Some(backend) = Backend::servers() else {
+        return;
+    };
+    let mut db = backend.fresh_db_config();
+    let proxy = TcpProxy::start(target_of(&db.url)).await;
+    db.url = with_host_port(&db.url, proxy.addr());
+    db.acquire_timeout = std::time::Duration::from_millis(300);
+    proxy.cut();
+    let builder = Mesh::builder(&backend).await.db(TARGET, db);
+    let url = builder.url();
+    let starting = tokio::spawn(async move { builder.start(&[&SERVICE]).await });
+    let check = |service: &'static str| {
+        let url = url.clone();
+        async move {
+            let Ok(channel) = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+            else {
+                return ServingStatus::Unknown;
+            };
+            match HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+            {
+                Ok(response) => response.into_inner().status(),
+                Err(_) => ServingStatus::Unknown,
+            }
+        }
+    };
+    assert!(
+        eventually(|| async { check(SERVICE_NAME).await == ServingStatus::NotServing }).await,
+        "no NOT_SERVING answer while waiting for the database"
+    );
+    assert_eq!(check("").await, ServingStatus::NotServing);
+    assert!(!starting.is_finished(), "it gave up instead of waiting");
+    proxy.restore();
+    let server = starting.await.unwrap();
+    assert!(
+        eventually(|| async { status(&server, SERVICE_NAME).await == ServingStatus::Serving })
+            .await
+    );
+}

@@ -37,6 +37,15 @@ pub enum Applied {
     Earlier,
 }
 
+/// What [`Claimed::begin_or_replay`] found.
+#[derive(Debug)]
+pub enum Begun<T> {
+    /// A new request: do the work in this transaction.
+    New(Claimed),
+    /// A replay: what the first request made.
+    Replayed(T),
+}
+
 /// A transaction that holds a request id's claim.
 pub struct Claimed {
     tx: Transaction<'static, Any>,
@@ -80,6 +89,31 @@ impl Claimed {
             events: Vec::new(),
             outbox: outbox.clone(),
         })
+    }
+
+    /// [`Claimed::begin`], and when the key was used before, the earlier
+    /// result read with `read` (from its id) instead of a claim: the one
+    /// shape of "replay, or do the work".
+    pub async fn begin_or_replay<T, E>(
+        db: &Database,
+        outbox: &Outbox,
+        key: &str,
+        fingerprint: &str,
+        now_micros: i64,
+        read: impl AsyncFnOnce(&mut AnyConnection, &str) -> Result<T, E>,
+    ) -> Result<Begun<T>, E>
+    where
+        E: From<ClaimError> + From<sqlx::Error>,
+    {
+        let mut claimed = Self::begin(db, outbox, key, fingerprint, now_micros).await?;
+        match claimed.replayed() {
+            None => Ok(Begun::New(claimed)),
+            Some(id) => {
+                let earlier = read(claimed.conn(), &id).await?;
+                claimed.finish().await?;
+                Ok(Begun::Replayed(earlier))
+            }
+        }
     }
 
     /// The id of what an earlier request with this key made, when this one

@@ -39,7 +39,6 @@ use std::time::Duration;
 use base64::Engine;
 use futures::future::BoxFuture;
 use meshwork_proto::meshwork::platform::events::v1 as pb;
-use opentelemetry::trace::TraceContextExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -862,16 +861,7 @@ fn consume_span(subscription: &str, event: &Received) -> tracing::Span {
         event.producer = %event.producer,
         event.sequence = event.sequence,
     );
-    if !event.traceparent.is_empty() {
-        let mut headers = http::HeaderMap::new();
-        if let Ok(value) = http::HeaderValue::from_str(&event.traceparent) {
-            headers.insert("traceparent", value);
-        }
-        let parent = propagation::extract(&headers);
-        if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
-        }
-    }
+    propagation::continue_trace(&span, &event.traceparent);
     span
 }
 
@@ -974,6 +964,18 @@ mod tests {
         false
     }
 
+    /// A consumer's database with the table [`Record`] writes.
+    async fn consumer_db() -> Database {
+        let consumer = sqlite("consumer").await;
+        sqlx::query(
+            "CREATE TABLE handled (event_id TEXT PRIMARY KEY, event_key TEXT, n BIGINT, sequence BIGINT)",
+        )
+        .execute(consumer.pool())
+        .await
+        .unwrap();
+        consumer
+    }
+
     async fn handled(db: &Database) -> Vec<(String, i64)> {
         sqlx::query_as("SELECT event_key, n FROM handled ORDER BY sequence")
             .fetch_all(db.pool())
@@ -989,11 +991,7 @@ mod tests {
         // Written before any consumer exists.
         publish(&log, &producer, &[("a", 1), ("b", 2), ("a", 3)]).await;
 
-        let consumer = sqlite("consumer").await;
-        sqlx::query("CREATE TABLE handled (event_id TEXT PRIMARY KEY, event_key TEXT, n BIGINT, sequence BIGINT)")
-            .execute(consumer.pool())
-            .await
-            .unwrap();
+        let consumer = consumer_db().await;
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
         let subscription = Subscription {
@@ -1050,11 +1048,7 @@ mod tests {
         let log = Log::new(producer.clone());
         let channel = serve(&log).await;
         publish(&log, &producer, &[("a", 1), ("poison", 2), ("a", 3)]).await;
-        let consumer = sqlite("consumer").await;
-        sqlx::query("CREATE TABLE handled (event_id TEXT PRIMARY KEY, event_key TEXT, n BIGINT, sequence BIGINT)")
-            .execute(consumer.pool())
-            .await
-            .unwrap();
+        let consumer = consumer_db().await;
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
         let subscription = Subscription {

@@ -40,10 +40,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use opentelemetry::trace::TraceContextExt;
 use sqlx::{AnyConnection, Row};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::db::Database;
 use crate::jobs::{Job, Next};
@@ -74,8 +72,6 @@ pub struct Event {
 impl Event {
     /// An event now, by the current caller, in the current trace.
     pub fn new(action: &str, resource: &str, outcome: &str) -> Self {
-        let mut headers = http::HeaderMap::new();
-        propagation::inject(&tracing::Span::current().context(), &mut headers);
         Self {
             id: crate::validate::new_id("evt"),
             occurred_at: now_micros(),
@@ -84,11 +80,7 @@ impl Event {
             resource: resource.to_owned(),
             outcome: outcome.to_owned(),
             attributes: BTreeMap::new(),
-            traceparent: headers
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
+            traceparent: crate::events::current_traceparent(),
         }
     }
 
@@ -213,16 +205,7 @@ impl Relay {
             messaging.operation = "publish",
             event.action = %event.action,
         );
-        if !event.traceparent.is_empty() {
-            let mut headers = http::HeaderMap::new();
-            if let Ok(value) = http::HeaderValue::from_str(&event.traceparent) {
-                headers.insert("traceparent", value);
-            }
-            let parent = propagation::extract(&headers);
-            if parent.span().span_context().is_valid() {
-                let _ = span.set_parent(parent);
-            }
-        }
+        propagation::continue_trace(&span, &event.traceparent);
         self.sink.deliver(event).instrument(span).await
     }
 

@@ -44,3 +44,22 @@ pub fn inject(cx: &opentelemetry::Context, headers: &mut HeaderMap) {
         p.inject_context(cx, &mut HeaderInjector(headers))
     });
 }
+
+/// Makes `span` a child of the span `traceparent` names (a W3C
+/// traceparent stored with an event, say); nothing when it is empty or not
+/// valid.
+pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if traceparent.is_empty() {
+        return;
+    }
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_str(traceparent) {
+        headers.insert("traceparent", value);
+    }
+    let parent = extract(&headers);
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}

@@ -7,7 +7,7 @@
 //! guards (state, currency, funds, version) are checked by the database at
 //! the moment of the write, not by an earlier read.
 
-use meshwork_runtime::claimed::Claimed;
+use meshwork_runtime::claimed::{Begun, Claimed};
 use meshwork_runtime::db::Database;
 use meshwork_runtime::idempotency;
 use meshwork_runtime::outbox::{Event, Outbox};
@@ -71,6 +71,19 @@ impl Store {
         Self { db, outbox, clock }
     }
 
+    /// Claims a client's request id in a new transaction; a replay answers
+    /// what the first request made, read with `read`.
+    async fn claim<T>(
+        &self,
+        request_id: &str,
+        fingerprint: &str,
+        now: i64,
+        read: impl AsyncFnOnce(&mut AnyConnection, &str) -> Result<T, AccountError>,
+    ) -> Result<Begun<T>, AccountError> {
+        let key = request_key(request_id);
+        Claimed::begin_or_replay(&self.db, &self.outbox, &key, fingerprint, now, read).await
+    }
+
     /// Opens an account, once per request id.
     pub async fn create_account(
         &self,
@@ -84,21 +97,13 @@ impl Store {
             new.account_type.as_str(),
         ]);
         let now = self.clock.now_micros();
-        let mut claimed = Claimed::begin(
-            &self.db,
-            &self.outbox,
-            &request_key(request_id),
-            &fingerprint,
-            now,
-        )
-        .await?;
-        if let Some(id) = claimed.replayed() {
-            let account = fetch_account(claimed.conn(), &id)
-                .await?
-                .ok_or_else(|| missing_result(&id))?;
-            claimed.finish().await?;
-            return Ok((account, Applied::Earlier));
-        }
+        let mut claimed = match self
+            .claim(request_id, &fingerprint, now, read_account)
+            .await?
+        {
+            Begun::New(claimed) => claimed,
+            Begun::Replayed(account) => return Ok((account, Applied::Earlier)),
+        };
         let account = Account {
             id: new_id("acc"),
             number: AccountNumber::generate(),
@@ -181,21 +186,13 @@ impl Store {
     ) -> Result<(Account, Applied), AccountError> {
         let fingerprint = idempotency::fingerprint(&[change.name(), account_id, change.reason()]);
         let now = self.clock.now_micros();
-        let mut claimed = Claimed::begin(
-            &self.db,
-            &self.outbox,
-            &request_key(request_id),
-            &fingerprint,
-            now,
-        )
-        .await?;
-        if let Some(id) = claimed.replayed() {
-            let account = fetch_account(claimed.conn(), &id)
-                .await?
-                .ok_or_else(|| missing_result(&id))?;
-            claimed.finish().await?;
-            return Ok((account, Applied::Earlier));
-        }
+        let mut claimed = match self
+            .claim(request_id, &fingerprint, now, read_account)
+            .await?
+        {
+            Begun::New(claimed) => claimed,
+            Begun::Replayed(account) => return Ok((account, Applied::Earlier)),
+        };
         // The row is locked before it is read (a no-op write: PostgreSQL
         // locks the row, SQLite takes its write lock), so postings that move
         // the balance meanwhile wait instead of making this change lose a
@@ -266,27 +263,21 @@ impl Store {
             &movement.memo,
         ]);
         let now = self.clock.now_micros();
-        let mut claimed = Claimed::begin(
-            &self.db,
-            &self.outbox,
-            &request_key(request_id),
-            &fingerprint,
-            now,
-        )
-        .await?;
-        if let Some(id) = claimed.replayed() {
-            let posting = fetch_posting(claimed.conn(), &id)
-                .await?
-                .ok_or_else(|| missing_result(&id))?;
-            claimed.finish().await?;
-            let settlement_id = settlement_account_id(&posting.currency);
-            return Ok(Posted {
-                posting,
-                applied: Applied::Earlier,
-                settlement_id,
-                balances: Vec::new(),
-            });
-        }
+        let mut claimed = match self
+            .claim(request_id, &fingerprint, now, read_posting)
+            .await?
+        {
+            Begun::New(claimed) => claimed,
+            Begun::Replayed(posting) => {
+                let settlement_id = settlement_account_id(&posting.currency);
+                return Ok(Posted {
+                    posting,
+                    applied: Applied::Earlier,
+                    settlement_id,
+                    balances: Vec::new(),
+                });
+            }
+        };
         let settlement_id =
             ensure_settlement_account(claimed.conn(), &movement.currency, now).await?;
         let delta = match movement.movement {
@@ -832,6 +823,20 @@ async fn ensure_settlement_account(
 /// Static SQL pieces joined; never user input.
 fn concat_sql(a: &'static str, b: &'static str) -> String {
     format!("{a}{b}")
+}
+
+/// The account a replayed request made.
+async fn read_account(conn: &mut AnyConnection, id: &str) -> Result<Account, AccountError> {
+    fetch_account(conn, id)
+        .await?
+        .ok_or_else(|| missing_result(id))
+}
+
+/// The posting a replayed request made.
+async fn read_posting(conn: &mut AnyConnection, id: &str) -> Result<Posting, AccountError> {
+    fetch_posting(conn, id)
+        .await?
+        .ok_or_else(|| missing_result(id))
 }
 
 async fn fetch_account(

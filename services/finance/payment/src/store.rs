@@ -7,7 +7,7 @@
 //! that happened. Refunds reserve their amount with a guarded update on the
 //! payment row, so concurrent refunds never add up to more than was paid.
 
-use meshwork_runtime::claimed::Claimed;
+use meshwork_runtime::claimed::{Begun, Claimed};
 use meshwork_runtime::db::Database;
 use meshwork_runtime::idempotency;
 use meshwork_runtime::outbox::{self, Event, Outbox};
@@ -260,15 +260,18 @@ impl Store {
             &ttl,
         ]);
         let now = now_micros();
-        let mut claimed =
-            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
-        if let Some(id) = claimed.replayed() {
-            let payment = fetch(claimed.conn(), &id)
-                .await?
-                .ok_or_else(|| missing(&id))?;
-            claimed.finish().await?;
-            return Ok(payment);
-        }
+        let begun = Claimed::begin_or_replay(
+            &self.db,
+            &self.outbox,
+            request_id,
+            &fingerprint,
+            now,
+            read_payment,
+        );
+        let mut claimed = match begun.await? {
+            Begun::New(claimed) => claimed,
+            Begun::Replayed(payment) => return Ok(payment),
+        };
         let payment = Payment {
             id: new_id("pay"),
             request_id: request_id.to_owned(),
@@ -855,6 +858,11 @@ impl From<sqlx::Error> for ApplyError {
     fn from(error: sqlx::Error) -> Self {
         Self::Payment(error.into())
     }
+}
+
+/// The payment a replayed request made.
+async fn read_payment(conn: &mut AnyConnection, id: &str) -> Result<Payment, PaymentError> {
+    fetch(conn, id).await?.ok_or_else(|| missing(id))
 }
 
 async fn fetch(

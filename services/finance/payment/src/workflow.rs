@@ -118,7 +118,7 @@ impl Payments {
         if !self.store.claimed(request_id).await? {
             self.check_merchant(new).await?;
         }
-        let traceparent = current_traceparent();
+        let traceparent = meshwork_runtime::events::current_traceparent();
         let payment = self.store.create(request_id, new, &traceparent).await?;
         if payment.state != PaymentState::Created {
             return Ok(payment);
@@ -737,15 +737,4 @@ impl Payments {
         }
         Ok(())
     }
-}
-
-/// The traceparent of the current span, to link later work to.
-fn current_traceparent() -> String {
-    let mut headers = http::HeaderMap::new();
-    meshwork_runtime::propagation::inject(&tracing::Span::current().context(), &mut headers);
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }

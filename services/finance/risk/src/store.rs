@@ -1,7 +1,7 @@
 //! Rules, the policy and assessments in SQL (one text for SQLite and
 //! PostgreSQL), returning domain types.
 
-use meshwork_runtime::claimed::Claimed;
+use meshwork_runtime::claimed::{Begun, Claimed};
 use meshwork_runtime::db::Database;
 use meshwork_runtime::idempotency;
 use meshwork_runtime::outbox::Outbox;
@@ -38,12 +38,17 @@ pub struct Assessment {
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    // Risk control reports no events; its claims take an outbox all the same.
+    outbox: Outbox,
 }
 
 impl Store {
     /// A store over the service's (migrated) database.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            outbox: Outbox::detached(),
+        }
     }
 
     /// Adds a rule, once per request id.
@@ -59,15 +64,18 @@ impl Store {
         let fingerprint =
             idempotency::fingerprint(&["create_rule", name, &score.to_string(), &json]);
         let now = now_micros();
-        let mut claimed =
-            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
-        if let Some(id) = claimed.replayed() {
-            let rule = fetch_rule(claimed.conn(), &id)
-                .await?
-                .ok_or_else(|| missing(&id))?;
-            claimed.finish().await?;
-            return Ok(rule);
-        }
+        let begun = Claimed::begin_or_replay(
+            &self.db,
+            &self.outbox,
+            request_id,
+            &fingerprint,
+            now,
+            read_rule,
+        );
+        let mut claimed = match begun.await? {
+            Begun::New(claimed) => claimed,
+            Begun::Replayed(rule) => return Ok(rule),
+        };
         let rule = Rule {
             id: new_id("rul"),
             name: name.to_owned(),
@@ -117,7 +125,7 @@ impl Store {
         ]);
         let now = now_micros();
         let mut claimed =
-            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
         if claimed.replayed().is_none() {
             let updated = sqlx::query(
                 "UPDATE rules SET name = $1, score = $2, condition = $3, version = version + 1, updated_at = $4 \
@@ -165,7 +173,7 @@ impl Store {
         let fingerprint = idempotency::fingerprint(&[verb, rule_id]);
         let now = now_micros();
         let mut claimed =
-            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
         if claimed.replayed().is_none() {
             sqlx::query(
                 "UPDATE rules SET enabled = $1, version = version + 1, updated_at = $2 \
@@ -239,7 +247,7 @@ impl Store {
         ]);
         let now = now_micros();
         let mut claimed =
-            Claimed::begin(&self.db, &Outbox::detached(), request_id, &fingerprint, now).await?;
+            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
         if claimed.replayed().is_none() {
             sqlx::query(
                 "UPDATE policy SET review_score = $1, reject_score = $2, updated_at = $3 WHERE policy_id = 1",
@@ -314,6 +322,11 @@ impl Store {
         .await?;
         rows.iter().map(assessment_from_row).collect()
     }
+}
+
+/// The rule a replayed request made.
+async fn read_rule(conn: &mut AnyConnection, id: &str) -> Result<Rule, RiskError> {
+    fetch_rule(conn, id).await?.ok_or_else(|| missing(id))
 }
 
 async fn fetch_rule(conn: &mut AnyConnection, rule_id: &str) -> Result<Option<Rule>, RiskError> {

@@ -6,7 +6,7 @@
 //! background settler) cannot both move it: the second finds nothing to do
 //! and reads what the first wrote.
 
-use meshwork_runtime::claimed::Claimed;
+use meshwork_runtime::claimed::{Begun, Claimed};
 use meshwork_runtime::db::Database;
 use meshwork_runtime::idempotency;
 use meshwork_runtime::outbox::{self, Event, Outbox};
@@ -96,15 +96,18 @@ impl Store {
             &new.memo,
         ]);
         let now = now_micros();
-        let mut claimed =
-            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
-        if let Some(id) = claimed.replayed() {
-            let transfer = fetch(claimed.conn(), &id)
-                .await?
-                .ok_or_else(|| missing(&id))?;
-            claimed.finish().await?;
-            return Ok(transfer);
-        }
+        let begun = Claimed::begin_or_replay(
+            &self.db,
+            &self.outbox,
+            request_id,
+            &fingerprint,
+            now,
+            read_transfer,
+        );
+        let mut claimed = match begun.await? {
+            Begun::New(claimed) => claimed,
+            Begun::Replayed(transfer) => return Ok(transfer),
+        };
         let transfer = Transfer {
             id: new_id("trf"),
             request_id: request_id.to_owned(),
@@ -527,6 +530,11 @@ fn transfer_event(action: &str, outcome: &str, transfer: &Transfer) -> Event {
         event = event.attr("reason", transfer.risk.reasons.join("; "));
     }
     event
+}
+
+/// The transfer a replayed request made.
+async fn read_transfer(conn: &mut AnyConnection, id: &str) -> Result<Transfer, TransactionError> {
+    fetch(conn, id).await?.ok_or_else(|| missing(id))
 }
 
 async fn fetch(

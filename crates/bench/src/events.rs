@@ -81,6 +81,7 @@ pub async fn run(
 
     let shutdown = Shutdown::new();
     let mut jobs = Jobs::new(shutdown.clone());
+    jobs.start();
     jobs.spawn(log.sequencer_job("bench.producer"));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     jobs.spawn(events::consumer_job(

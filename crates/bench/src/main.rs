@@ -424,10 +424,15 @@ async fn main() -> anyhow::Result<()> {
     let full = median_round(fulls);
 
     // Event delivery, commit to committed effect.
+    // Once at saturation (every client writing), once with one writer:
+    // the latency of an event when nothing queues.
     let delivered = if args.edge_only {
         None
     } else {
-        Some(events::run(&backend, args.concurrency, duration).await?)
+        Some((
+            events::run(&backend, args.concurrency, duration).await?,
+            events::run(&backend, 1, duration).await?,
+        ))
     };
 
     println!("| scenario | storage | ops/s | p50 ms | p99 ms | errors | vs baseline |");
@@ -510,13 +515,22 @@ async fn main() -> anyhow::Result<()> {
             )
         );
     }
-    if let Some(delivered) = &delivered {
+    if let Some((saturated, single)) = &delivered {
         println!(
             "{}",
             row(
-                "Event delivery, commit to the consumer's committed effect (p50/p99: that latency)",
+                "Event delivery, every client writing (p50/p99: commit to committed effect)",
                 label,
-                delivered,
+                saturated,
+                None
+            )
+        );
+        println!(
+            "{}",
+            row(
+                "Event delivery, 1 writer (p50/p99: commit to committed effect)",
+                label,
+                single,
                 None
             )
         );

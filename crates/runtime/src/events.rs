@@ -994,6 +994,7 @@ mod tests {
         let consumer = consumer_db().await;
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
+        jobs.start();
         let subscription = Subscription {
             name: "test.work".into(),
             producer: "test.producer".into(),
@@ -1051,6 +1052,7 @@ mod tests {
         let consumer = consumer_db().await;
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
+        jobs.start();
         let subscription = Subscription {
             name: "test.poison".into(),
             producer: "test.producer".into(),
@@ -1093,6 +1095,7 @@ mod tests {
 
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
+        jobs.start();
         let replicas: Vec<Arc<Collect>> = (0..2)
             .map(|_| Arc::new(Collect(Mutex::new(Vec::new()))))
             .collect();
@@ -1162,6 +1165,7 @@ mod tests {
         // Retention of nothing: every numbered event goes.
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
+        jobs.start();
         jobs.spawn(log.retention_job("test", Duration::ZERO).starting_now());
         assert!(
             until(async || log

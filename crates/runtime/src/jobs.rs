@@ -162,6 +162,9 @@ pub fn round_count(job: &str, outcome: &'static str) -> u64 {
 pub struct Jobs {
     running: JoinSet<()>,
     shutdown: Shutdown,
+    // Jobs spawned while services start wait for this: a consumer must not
+    // call a port that answers only health yet.
+    go: tokio::sync::watch::Sender<bool>,
 }
 
 impl Jobs {
@@ -172,7 +175,14 @@ impl Jobs {
         Self {
             running: JoinSet::new(),
             shutdown,
+            go: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Lets the jobs run (those spawned before wait until now; those spawned
+    /// after start at once).
+    pub fn start(&self) {
+        self.go.send_replace(true);
     }
 
     /// Starts `job` under supervision; its probe tells whether it is healthy.
@@ -183,7 +193,14 @@ impl Jobs {
         };
         let healthy = probe.healthy.clone();
         let shutdown = self.shutdown.clone();
-        self.running.spawn(supervise(job, healthy, shutdown));
+        let mut go = self.go.subscribe();
+        self.running.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = go.wait_for(|started| *started) => {}
+            }
+            supervise(job, healthy, shutdown).await;
+        });
         probe
     }
 
@@ -310,6 +327,7 @@ mod tests {
     async fn a_failing_or_panicking_round_is_counted_marks_unhealthy_and_is_retried() {
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
+        jobs.start();
         let (job, send, done) = scripted("test.flaky");
         let probe = jobs.spawn(job);
         assert!(probe.healthy(), "healthy before its first round");
@@ -340,6 +358,7 @@ mod tests {
     async fn a_panic_while_making_a_round_is_caught_too() {
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
+        jobs.start();
         let calls = Arc::new(AtomicU32::new(0));
         let seen = calls.clone();
         let probe = jobs.spawn(Job::every(
@@ -363,6 +382,7 @@ mod tests {
     async fn a_wake_up_runs_a_round_before_the_interval_and_shutdown_stops_the_job() {
         let shutdown = Shutdown::new();
         let mut jobs = Jobs::new(shutdown.clone());
+        jobs.start();
         let wake = Arc::new(Notify::new());
         let calls = Arc::new(AtomicU32::new(0));
         let seen = calls.clone();

@@ -188,6 +188,8 @@ impl Node {
         for (name, task) in self.tasks {
             running.spawn(async move { task.await.with_context(|| name) });
         }
+        // Now that the port serves the services, their jobs may call it.
+        self.jobs.start();
         let mut outcome = Ok(());
         while let Some(joined) = running.join_next().await {
             let result = joined.map_err(anyhow::Error::from).and_then(|r| r);

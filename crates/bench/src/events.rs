@@ -50,11 +50,13 @@ impl Handler for Effect {
     }
 }
 
-/// Delivers events for `duration` from `writers` concurrent writers.
+/// Delivers events for `duration` from `writers` concurrent writers, each
+/// pausing `pace` between writes (`None`: as fast as it can).
 pub async fn run(
     backend: &Backend,
     writers: usize,
     duration: Duration,
+    pace: Option<Duration>,
 ) -> anyhow::Result<Measured> {
     let producer = Database::connect(&backend.fresh_db_config()).await?;
     producer.migrate(&sqlx::migrate::Migrator::DEFAULT).await?;
@@ -119,6 +121,9 @@ pub async fn run(
                 tx.commit().await?;
                 publisher.wake();
                 written += 1;
+                if let Some(pace) = pace {
+                    tokio::time::sleep(pace).await;
+                }
             }
             Ok::<u64, sqlx::Error>(written)
         }));

@@ -230,9 +230,24 @@ impl StartingHealth {
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let incoming = tonic::transport::server::TcpIncoming::from(handle);
+        // Every other method answers UNAVAILABLE (not UNIMPLEMENTED), which
+        // callers retry: the service is on its way.
+        let mut routes = tonic::service::Routes::builder();
+        routes.add_service(health);
+        let routes =
+            tonic::service::Routes::from(routes.routes().into_axum_router().fallback(|| async {
+                (
+                    [
+                        ("content-type", "application/grpc"),
+                        ("grpc-status", "14"),
+                        ("grpc-message", "starting"),
+                    ],
+                    (),
+                )
+            }));
         let task = tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
-                .add_service(health)
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 })
@@ -247,12 +262,19 @@ impl StartingHealth {
         })
     }
 
-    /// Stops answering (the node's own server takes the port over).
+    /// Stops answering (the node's own server takes the port over). A
+    /// client holding a stream open (a health Watch) would keep a graceful
+    /// stop waiting: after a second the server is dropped, closing it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(Duration::from_secs(1), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
     }
 }
 

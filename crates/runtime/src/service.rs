@@ -65,6 +65,22 @@ impl Service {
     }
 }
 
+/// Whether opening storage failed because something is not reachable (yet):
+/// worth waiting for. A refused login, a bad URL or a failing migration is
+/// not.
+fn unreachable(error: &crate::BoxError) -> bool {
+    use crate::db::{DbError, is_unavailable};
+    match error.downcast_ref::<DbError>() {
+        Some(DbError::Sqlx(error)) => is_unavailable(error),
+        Some(DbError::Migrate(sqlx::migrate::MigrateError::Execute(error))) => {
+            is_unavailable(error)
+        }
+        Some(_) => false,
+        // The cache (Redis) not answering.
+        None => true,
+    }
+}
+
 /// `command` with the flags of `services` added, each flag once (two
 /// targets of one crate may declare the same flags, like finance.payment
 /// and its sandbox).
@@ -173,9 +189,16 @@ impl StartContext {
         let storage = loop {
             match Storage::open(&db, &cache, migrator).await {
                 Ok(storage) => break storage,
-                Err(error) if std::time::Instant::now() + pause < give_up => {
+                Err(error)
+                    if unreachable(&error) && std::time::Instant::now() + pause < give_up =>
+                {
                     tracing::warn!(target, %error, retry_in_ms = pause.as_millis() as u64, "storage not reachable yet; waiting");
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        () = self.env.shutdown.cancelled() => {
+                            anyhow::bail!("{target}: shut down while waiting for storage")
+                        }
+                        () = tokio::time::sleep(pause) => {}
+                    }
                     pause = (pause * 2).min(std::time::Duration::from_secs(5));
                 }
                 Err(error) => {

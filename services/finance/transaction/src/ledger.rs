@@ -83,14 +83,18 @@ impl Default for CallPolicy {
 #[derive(Clone)]
 pub struct Ledger {
     client: AccountServiceClient<MeshChannel>,
+    reads: AccountServiceClient<MeshChannel>,
 }
 
 impl Ledger {
-    /// The ledger behind `channel` (whose policy says how hard to try: see
-    /// [`CallPolicy::client_policy`]).
-    pub fn new(channel: MeshChannel) -> Self {
+    /// The ledger: postings behind `postings` (whose policy says how hard
+    /// to try for an outcome: see [`CallPolicy::client_policy`]), reads
+    /// (accounts, journal pages) behind `reads`, with the plain policy, so
+    /// that a large page is not cut short by a posting's attempt timeout.
+    pub fn new(postings: MeshChannel, reads: MeshChannel) -> Self {
         Self {
-            client: AccountServiceClient::new(channel),
+            client: AccountServiceClient::new(postings),
+            reads: AccountServiceClient::new(reads),
         }
     }
 
@@ -144,7 +148,7 @@ impl Ledger {
             account_id: account_id.to_owned(),
         };
         let account = self
-            .client
+            .reads
             .clone()
             .get_account(request)
             .await
@@ -203,7 +207,7 @@ impl Ledger {
             start_time: start.map(to_timestamp),
             end_time: end.map(to_timestamp),
         };
-        self.client
+        self.reads
             .clone()
             .list_journal_entries(request)
             .await

@@ -103,7 +103,7 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
         // How hard to try for a posting or a decision is the channels'
         // policy: one retry loop, in the mesh client.
         let policy = flags.call_policy().client_policy(ctx.client_policy());
-        let ledger = ledger::Ledger::new(ctx.upstream_with(LEDGER, policy)?);
+        let ledger = ledger::Ledger::new(ctx.upstream_with(LEDGER, policy)?, ctx.upstream(LEDGER)?);
         let risk = risk::RiskControl::new(ctx.upstream_with(RISK, policy)?);
         let transfers = workflow::Transfers::new(store, risk, ledger);
         let settler = transfers.clone();

@@ -1,6 +1,7 @@
 //! grpc.health.v1 follows the database, and goes NOT_SERVING on shutdown.
 
 use finance_account::{SERVICE, SERVICE_NAME, TARGET};
+use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_testkit::{Backend, Mesh, TcpProxy, on_each_backend, target_of, with_host_port};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -116,6 +117,19 @@ async fn a_service_started_before_its_database_waits_for_it() {
         "no NOT_SERVING answer while waiting for the database"
     );
     assert_eq!(check("").await, ServingStatus::NotServing);
+    // The service's own methods say "not yet" in a way callers retry.
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let early = pb::account_service_client::AccountServiceClient::new(channel)
+        .get_account(pb::GetAccountRequest {
+            account_id: "acc_x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), tonic::Code::Unavailable, "{early:?}");
     assert!(!starting.is_finished(), "it gave up instead of waiting");
     proxy.restore();
     let server = starting.await.unwrap();

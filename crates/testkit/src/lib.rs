@@ -20,6 +20,7 @@ mod backend;
 mod mesh;
 mod proxy;
 mod server;
+mod serving;
 mod status;
 mod traces;
 

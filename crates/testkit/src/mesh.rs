@@ -30,9 +30,9 @@ use meshwork_runtime::service::Service;
 use meshwork_runtime::shutdown::Shutdown;
 use meshwork_runtime::time::Clock;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::Backend;
+use crate::serving::Serving;
 
 /// Fresh storage per target, made on first use and kept for the mesh.
 struct TestPlacement {
@@ -262,8 +262,7 @@ impl MeshBuilder {
             placement,
             shared,
             clock: self.clock,
-            shutdown,
-            serving: Some(serving),
+            serving: Serving::new(shutdown, serving),
         })
     }
 }
@@ -275,8 +274,7 @@ pub struct Mesh {
     placement: Arc<TestPlacement>,
     shared: Shared,
     clock: Clock,
-    shutdown: Shutdown,
-    serving: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl Mesh {
@@ -352,24 +350,12 @@ impl Mesh {
 
     /// Starts graceful shutdown (health goes NOT_SERVING at once).
     pub fn begin_shutdown(&self) {
-        self.shutdown.cancel();
+        self.serving.begin_shutdown();
     }
 
     /// Shuts down and waits until the services have drained and their jobs
     /// stopped.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(serving) = self.serving.take() {
-            let _ = serving.await;
-        }
-    }
-}
-
-impl Drop for Mesh {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(serving) = &self.serving {
-            serving.abort();
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }

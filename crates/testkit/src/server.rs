@@ -8,13 +8,13 @@ use meshwork_runtime::health::HealthMonitor;
 use meshwork_runtime::server::{GrpcServer, ServerLimits};
 use meshwork_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+
+use crate::serving::Serving;
 
 /// A running server.
 pub struct TestServer {
     addr: SocketAddr,
-    shutdown: Shutdown,
-    serving: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl TestServer {
@@ -53,8 +53,7 @@ impl TestServer {
         });
         Self {
             addr,
-            shutdown,
-            serving: Some(serving),
+            serving: Serving::new(shutdown, serving),
         }
     }
 
@@ -79,23 +78,11 @@ impl TestServer {
 
     /// Starts graceful shutdown (health goes NOT_SERVING at once).
     pub fn begin_shutdown(&self) {
-        self.shutdown.cancel();
+        self.serving.begin_shutdown();
     }
 
     /// Shuts down and waits until the server has drained.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(serving) = self.serving.take() {
-            let _ = serving.await;
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(serving) = &self.serving {
-            serving.abort();
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }

@@ -305,20 +305,10 @@ impl StartContext {
         self.env.client_policy
     }
 
-    /// Adds a generated gRPC service.
-    pub fn add_service<S>(&mut self, service: S) -> &mut Self
-    where
-        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-            + tonic::server::NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Future: Send + 'static,
-    {
-        self.grpc.add_service(service);
-        self
+    /// The process's gRPC server, to add the service's generated servers
+    /// to (`ctx.grpc().add_service(..)`).
+    pub fn grpc(&mut self) -> &mut GrpcServer {
+        &mut self.grpc
     }
 
     /// Adds a probe to the service's health.

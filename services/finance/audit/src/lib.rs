@@ -86,7 +86,7 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
             AuditServiceServer::new(api::AuditApi::new(store::Store::new(storage.db), masking))
                 .max_decoding_message_size(limits.max_message_bytes)
                 .max_encoding_message_size(limits.max_message_bytes);
-        ctx.add_service(service);
+        ctx.grpc().add_service(service);
         Ok(())
     })
 }

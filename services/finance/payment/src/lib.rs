@@ -139,7 +139,7 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
         let service = PaymentServiceServer::new(api::PaymentApi::new(payments))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        ctx.add_service(service);
+        ctx.grpc().add_service(service);
         Ok(())
     })
 }

@@ -52,7 +52,7 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
         let service = RiskServiceServer::new(api::RiskApi::new(engine))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        ctx.add_service(service);
+        ctx.grpc().add_service(service);
         Ok(())
     })
 }

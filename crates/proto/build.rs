@@ -8,12 +8,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Our contracts, plus google.rpc so that error details have generated types.
     let mut files = proto_files(&root.join("meshwork"))?;
     files.extend(proto_files(&root.join("google/rpc"))?);
+    // protovalidate's rule types: the validator reads the rules into them.
+    files.extend(proto_files(&root.join("buf"))?);
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     // Directories too, so that a new contract file triggers a rebuild.
     println!("cargo:rerun-if-changed={}", root.join("google").display());
     println!("cargo:rerun-if-changed={}", root.join("meshwork").display());
+    println!("cargo:rerun-if-changed={}", root.join("buf").display());
 
     let mut compiler = protox::Compiler::new([&root])?;
     compiler.include_imports(true).include_source_info(true);
@@ -33,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Unimplemented methods answer UNIMPLEMENTED by default: a bare
         // server (the platform benchmark's baseline) implements one method.
         .generate_default_stubs(true)
+        // prost's codec plus each request's `buf.validate` rules.
+        .codec_path("crate::validate::codec::ValidatingCodec")
         // One file that nests every package's module, so that a new
         // contract needs no edit in lib.rs.
         .include_file("packages.rs")

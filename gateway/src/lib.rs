@@ -18,6 +18,7 @@ pub mod limit;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+mod schema_rules;
 pub mod stream;
 pub mod template;
 pub mod transcode;

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meshwork_proto::validate::Validator;
 use prost_reflect::{EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
@@ -15,7 +16,17 @@ const MAX_QUERY_DEPTH: usize = 3;
 
 /// The document for `table`.
 pub fn document(table: &RouteTable) -> Value {
-    let mut schemas = Schemas::default();
+    // The services check these rules; the document states them. A pool
+    // whose rules cannot be evaluated documents none (its servers would
+    // not start).
+    let rules = table
+        .routes()
+        .first()
+        .and_then(|r| Validator::new(r.method.parent_pool()).ok());
+    let mut schemas = Schemas {
+        rules,
+        ..Schemas::default()
+    };
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for route in table.routes() {
         let operation = operation(route, &mut schemas);
@@ -32,7 +43,8 @@ pub fn document(table: &RouteTable) -> Value {
             "title": "Meshwork API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "REST/JSON edge of the Meshwork gRPC services, generated from their protobuf contracts. \
-                            Money is in integer minor units; 64-bit integers are JSON strings.",
+                            Money is in integer minor units; 64-bit integers are JSON strings in answers \
+                            (requests may send strings or numbers).",
         },
         "paths": paths,
         "components": {"schemas": schemas.done},
@@ -90,7 +102,7 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
                 "in": "path",
                 "required": true,
                 "description": field_comment(&field).unwrap_or_default(),
-                "schema": schemas.field(&field),
+                "schema": non_null(schemas.ruled_field(&field).0),
             }));
         }
     }
@@ -118,21 +130,33 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     op.insert("parameters".into(), Value::Array(parameters));
     // A google.api.HttpBody is the raw body, of any media type.
     let raw = json!({"*/*": {"schema": {"type": "string", "format": "binary"}}});
+    // A body that may be empty (every field optional) is not required.
     let body_content = match &route.body {
         BodyRule::None => None,
-        BodyRule::All if is_http_body(&input) => Some(raw.clone()),
-        BodyRule::All => Some(json!({"application/json": {"schema": schemas.message(&input)}})),
+        BodyRule::All if is_http_body(&input) => Some((raw.clone(), true)),
+        BodyRule::All => {
+            let schema = schemas.body(&input, &bound);
+            let resolved = match schema["$ref"].as_str() {
+                Some(r) => &schemas.done[r.trim_start_matches("#/components/schemas/")],
+                None => &schema,
+            };
+            let required = resolved["required"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty());
+            Some((json!({"application/json": {"schema": schema}}), required))
+        }
         BodyRule::Field(field) if field.kind().as_message().is_some_and(is_http_body) => {
-            Some(raw.clone())
+            Some((raw.clone(), true))
         }
         BodyRule::Field(field) => {
-            Some(json!({"application/json": {"schema": schemas.field(field)}}))
+            let (schema, required) = schemas.ruled_field(field);
+            Some((json!({"application/json": {"schema": schema}}), required))
         }
     };
-    if let Some(content) = body_content {
+    if let Some((content, required)) = body_content {
         op.insert(
             "requestBody".into(),
-            json!({"required": true, "content": content}),
+            json!({"required": required, "content": content}),
         );
     }
     let response_content = match &route.response_body {
@@ -185,14 +209,18 @@ fn query_parameters(
                     );
                 }
             }
-            _ => out.push(json!({
-                "name": name,
-                "in": "query",
-                "required": false,
-                "description": field_comment(&field).unwrap_or_default(),
-                "schema": schemas.field(&field),
-                "explode": true,
-            })),
+            _ => {
+                let (schema, required) = schemas.ruled_field(&field);
+                let schema = non_null(schema);
+                out.push(json!({
+                    "name": name,
+                    "in": "query",
+                    "required": required && depth == 0,
+                    "description": field_comment(&field).unwrap_or_default(),
+                    "schema": schema,
+                    "explode": true,
+                }))
+            }
         }
     }
 }
@@ -201,6 +229,8 @@ fn query_parameters(
 #[derive(Default)]
 struct Schemas {
     done: BTreeMap<String, Value>,
+    /// The contracts' validation rules.
+    rules: Option<Validator>,
 }
 
 impl Schemas {
@@ -216,23 +246,108 @@ impl Schemas {
         if !self.done.contains_key(&name) {
             self.done.insert(name.clone(), Value::Null); // placeholder against recursion
             let mut properties = Map::new();
+            let mut required = Vec::new();
             for field in message.fields() {
-                let mut schema = self.field(&field);
+                let (mut schema, needed) = self.ruled_field(&field);
                 if let (Some(description), Value::Object(object)) =
                     (field_comment(&field), &mut schema)
                 {
                     object.insert("description".into(), json!(description));
                 }
+                if needed {
+                    required.push(json!(field.json_name()));
+                } else {
+                    // proto3 JSON reads null as the field's default.
+                    schema = nullable(schema);
+                }
                 properties.insert(field.json_name().to_owned(), schema);
             }
             let mut schema =
                 json!({"type": "object", "properties": properties, "additionalProperties": false});
+            if !required.is_empty() {
+                schema["required"] = Value::Array(required);
+            }
+            if let Some(plan) = self
+                .rules
+                .as_ref()
+                .and_then(|r| r.plan(message.full_name()))
+            {
+                let choices: Vec<Value> = plan
+                    .required_oneofs
+                    .iter()
+                    .map(|oneof| {
+                        json!({"oneOf": oneof.fields.iter()
+                            .map(|f| json!({
+                                "required": [f.json_name()],
+                                "properties": {f.json_name(): {"not": {"type": "null"}}},
+                            }))
+                            .collect::<Vec<_>>()})
+                    })
+                    .collect();
+                if !choices.is_empty() {
+                    schema["allOf"] = Value::Array(choices);
+                }
+            }
             if let Some(description) = comment(&message.parent_file(), message.path()) {
                 schema["description"] = json!(description);
             }
             self.done.insert(name.clone(), schema);
         }
         Self::reference(&name)
+    }
+
+    /// A field's schema with its contract's rules, and whether the field
+    /// must be given.
+    fn ruled_field(&mut self, field: &FieldDescriptor) -> (Value, bool) {
+        let plan = self
+            .rules
+            .as_ref()
+            .and_then(|r| r.plan(field.parent_message().full_name()))
+            .and_then(|p| p.field(field.name()))
+            .cloned();
+        let needed = match (&self.rules, &plan) {
+            (Some(rules), Some(plan)) => rules.needs_value(plan),
+            _ => false,
+        };
+        let mut schema = self.field(field);
+        if needed
+            && let Kind::Message(message) = field.kind()
+            && !field.is_list()
+            && !field.is_map()
+        {
+            // Given, so never null.
+            schema = self.message(&message);
+        }
+        if let Some(plan) = &plan {
+            crate::schema_rules::constrain(&mut schema, plan);
+        }
+        (schema, needed)
+    }
+
+    /// The body of a `body: "*"` route: the request without the fields its
+    /// path binds.
+    fn body(&mut self, input: &MessageDescriptor, bound: &BTreeSet<String>) -> Value {
+        let reference = self.message(input);
+        if bound.is_empty() {
+            return reference;
+        }
+        let mut schema = self.done[input.full_name()].clone();
+        for path in bound {
+            let Some(field) = input.get_field_by_name(path) else {
+                continue;
+            };
+            let name = field.json_name();
+            if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+                properties.remove(name);
+            }
+            if let Some(Value::Array(required)) = schema.get_mut("required") {
+                required.retain(|r| r != name);
+            }
+        }
+        if schema["required"].as_array().is_some_and(Vec::is_empty) {
+            schema.as_object_mut().map(|o| o.remove("required"));
+        }
+        schema
     }
 
     fn enumeration(&mut self, en: &EnumDescriptor) -> Value {
@@ -252,8 +367,9 @@ impl Schemas {
         let single = match field.kind() {
             Kind::Message(message) => {
                 let schema = self.message(&message);
-                // An unset message field is emitted as null.
-                if field.is_list() || field.is_map() || is_scalar_like(&message) {
+                // An unset message field is emitted as null (and null is
+                // read as unset).
+                if field.is_list() || field.is_map() || is_wrapper(&message) {
                     schema
                 } else {
                     json!({"anyOf": [schema, {"type": "null"}]})
@@ -311,15 +427,58 @@ fn scalar(kind: &Kind) -> Value {
             json!({"type": "integer", "format": "int32"})
         }
         Kind::Uint32 | Kind::Fixed32 => json!({"type": "integer", "format": "int64", "minimum": 0}),
+        // A string in answers; a string or a number in requests.
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
-            json!({"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"})
+            json!({"type": ["integer", "string"], "format": "int64", "pattern": "^-?[0-9]+$",
+                   "minimum": i64::MIN, "maximum": i64::MAX})
         }
         Kind::Uint64 | Kind::Fixed64 => {
-            json!({"type": "string", "format": "uint64", "pattern": "^[0-9]+$"})
+            json!({"type": ["integer", "string"], "format": "uint64", "pattern": "^[0-9]+$",
+                   "minimum": 0, "maximum": u64::MAX})
         }
         Kind::Float | Kind::Double => json!({"type": "number"}),
         Kind::Message(_) | Kind::Enum(_) => json!({}),
     }
+}
+
+/// `schema`, or null.
+fn nullable(mut schema: Value) -> Value {
+    let null = json!({"type": "null"});
+    if schema["anyOf"]
+        .as_array()
+        .is_some_and(|a| a.contains(&null))
+    {
+        return schema;
+    }
+    match schema.get_mut("type") {
+        Some(Value::String(t)) => {
+            let t = t.clone();
+            schema["type"] = json!([t, "null"]);
+            schema
+        }
+        Some(Value::Array(types)) => {
+            if !types.contains(&json!("null")) {
+                types.push(json!("null"));
+            }
+            schema
+        }
+        _ => json!({"anyOf": [schema, null]}),
+    }
+}
+
+/// A parameter's schema: a query string or a path has no null.
+fn non_null(schema: Value) -> Value {
+    if let Some([first, Value::Object(null)]) = schema["anyOf"].as_array().map(Vec::as_slice)
+        && null.get("type") == Some(&json!("null"))
+    {
+        return first.clone();
+    }
+    schema
+}
+
+/// Wrapper types, whose schema already allows null.
+fn is_wrapper(message: &MessageDescriptor) -> bool {
+    message.full_name().ends_with("Value") && message.package_name() == "google.protobuf"
 }
 
 fn well_known(message: &MessageDescriptor) -> Option<Value> {
@@ -395,7 +554,49 @@ mod tests {
         assert_eq!(names, ["owner_id", "page_size", "page_token"]);
         let schemas = &doc["components"]["schemas"];
         let account = &schemas["meshwork.finance.account.v1.Account"];
-        assert_eq!(account["properties"]["createTime"]["format"], "date-time");
+        assert_eq!(
+            account["properties"]["createTime"]["anyOf"][0]["format"],
+            "date-time"
+        );
+        // The contracts' rules: required fields, lengths, patterns, ranges;
+        // the body of a path-bound route without its path fields.
+        let body = &create["requestBody"];
+        assert_eq!(body["required"], true);
+        let request = &schemas["meshwork.finance.account.v1.CreateAccountRequest"];
+        assert_eq!(
+            request["required"],
+            json!(["requestId", "ownerId", "currency", "type"])
+        );
+        assert_eq!(request["properties"]["currency"]["pattern"], "^[A-Z]{3}$");
+        assert_eq!(request["properties"]["ownerId"]["maxLength"], 128);
+        assert_eq!(
+            request["properties"]["type"]["enum"],
+            json!([
+                "ACCOUNT_TYPE_CHECKING",
+                "ACCOUNT_TYPE_SAVINGS",
+                "ACCOUNT_TYPE_MERCHANT"
+            ])
+        );
+        let freeze_body = &freeze["requestBody"]["content"]["application/json"]["schema"];
+        assert!(
+            freeze_body["properties"]["accountId"].is_null(),
+            "{freeze_body}"
+        );
+        assert_eq!(freeze_body["required"], json!(["requestId", "reason"]));
+        let amount = &schemas["meshwork.type.v1.PositiveMoney"]["properties"]["amountMinor"];
+        assert_eq!(amount["exclusiveMinimum"], 0);
+        assert_eq!(amount["maximum"], 1_000_000_000_000_000_i64);
+        let size = list["parameters"][1]["schema"].clone();
+        assert_eq!(
+            (size["minimum"].clone(), size["maximum"].clone()),
+            (json!(0), json!(500))
+        );
+        // An optional filter's zero value passes.
+        let owner = &list["parameters"][0]["schema"];
+        assert!(
+            owner["pattern"].as_str().unwrap().starts_with("^$|"),
+            "{owner}"
+        );
         assert_eq!(
             schemas["meshwork.finance.account.v1.AccountState"]["enum"][1],
             "ACCOUNT_STATE_ACTIVE"

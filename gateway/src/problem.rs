@@ -74,14 +74,18 @@ impl IntoResponse for Problem {
     }
 }
 
-/// grpc-gateway's mapping of gRPC codes to HTTP statuses.
+/// grpc-gateway's mapping of gRPC codes to HTTP statuses, but for one
+/// code: FAILED_PRECONDITION is 409 Conflict, not 400. Meshwork answers it
+/// when a well-formed request meets the wrong state (an account frozen, a
+/// payment already paid, a request id reused with another payload), which
+/// is what 409 says; 400 stays for requests that are wrong in themselves,
+/// so that a client (or schemathesis) can tell the two apart.
 pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
         Code::Cancelled => StatusCode::from_u16(499).expect("499 is a valid status"),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            StatusCode::BAD_REQUEST
-        }
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::FailedPrecondition => StatusCode::CONFLICT,
         Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         Code::NotFound => StatusCode::NOT_FOUND,
         Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
@@ -131,7 +135,7 @@ mod tests {
             (Code::AlreadyExists, 409),
             (Code::PermissionDenied, 403),
             (Code::ResourceExhausted, 429),
-            (Code::FailedPrecondition, 400),
+            (Code::FailedPrecondition, 409),
             (Code::Aborted, 409),
             (Code::OutOfRange, 400),
             (Code::Unimplemented, 501),

@@ -152,9 +152,61 @@ pub fn build_request(
         }
     }
 
+    let root = Value::Object(root);
+    if let Some(path) = inexact_integer(&input, &root, "") {
+        return Err(Problem::bad_field(
+            &path,
+            "a 64-bit integer beyond what a JSON number holds exactly; send it as a string",
+        ));
+    }
     let deserialize = DeserializeOptions::new().deny_unknown_fields(options.reject_unknown_fields);
-    DynamicMessage::deserialize_with_options(input, Value::Object(root), &deserialize)
+    DynamicMessage::deserialize_with_options(input, root, &deserialize)
         .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))
+}
+
+/// The path of a 64-bit integer field given as a JSON number that is not an
+/// exact integer: serde_json reads `-9223372036854775809` as a float, which
+/// would otherwise saturate to `i64::MIN` without a word. (`5.0` is an
+/// integer, as JSON Schema has it; so is any float up to 2^53.)
+fn inexact_integer(message: &MessageDescriptor, value: &Value, prefix: &str) -> Option<String> {
+    let Value::Object(object) = value else {
+        return None;
+    };
+    for (key, value) in object {
+        let Some(field) = message
+            .get_field_by_json_name(key)
+            .or_else(|| message.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let path = format!("{prefix}{}", field.name());
+        let values: Vec<&Value> = match value {
+            Value::Array(items) if field.is_list() => items.iter().collect(),
+            Value::Object(entries) if field.is_map() => entries.values().collect(),
+            other => vec![other],
+        };
+        for value in values {
+            match (field.kind(), value) {
+                (
+                    Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64,
+                    Value::Number(n),
+                ) if n
+                    .as_f64()
+                    .is_some_and(|f| f.fract() != 0.0 || f.abs() > 9_007_199_254_740_992.0)
+                    && n.is_f64() =>
+                {
+                    return Some(path);
+                }
+                (Kind::Message(inner), Value::Object(_)) if !field.is_map() => {
+                    if let Some(found) = inexact_integer(&inner, value, &format!("{path}.")) {
+                        return Some(found);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// Whether a message is `google.api.HttpBody`.

@@ -35,7 +35,7 @@ use finance_account::domain::{Currency, MoneyMovement, Movement};
 use finance_account::store::Store;
 use meshwork_gateway::edge::{Gateway, GatewayConfig};
 use meshwork_proto::meshwork::finance::account::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::cache::CacheConfig;
 use meshwork_runtime::db::DbConfig;
 use meshwork_runtime::shutdown::Shutdown;
@@ -211,7 +211,7 @@ fn deposit(id: &str, amount_minor: i64) -> pb::DepositRequest {
     pb::DepositRequest {
         request_id: format!("bench-{}", uuid::Uuid::now_v7().simple()),
         account_id: id.to_owned(),
-        amount: Some(Money {
+        amount: Some(PositiveMoney {
             currency: "EUR".into(),
             amount_minor,
         }),

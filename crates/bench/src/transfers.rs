@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::db::{Database, DbConfig};
 use meshwork_testkit::{Backend, Mesh};
 use tonic::transport::Channel;
@@ -89,8 +89,8 @@ async fn start_mesh(backend: &Backend) -> anyhow::Result<Finance> {
     })
 }
 
-fn eur(amount_minor: i64) -> Option<Money> {
-    Some(Money {
+fn eur(amount_minor: i64) -> Option<PositiveMoney> {
+    Some(PositiveMoney {
         currency: "EUR".into(),
         amount_minor,
     })

@@ -8,7 +8,7 @@ use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::finance::payment::v1 as payment_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as tx_pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::client::{self, ClientPolicy};
 use pb::account_service_client::AccountServiceClient;
 use risk_pb::risk_service_client::RiskServiceClient;
@@ -47,7 +47,7 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
                 .deposit(pb::DepositRequest {
                     request_id: format!("{key}-opening-deposit"),
                     account_id: account.account_id.clone(),
-                    amount: Some(Money {
+                    amount: Some(PositiveMoney {
                         currency: (*currency).to_owned(),
                         amount_minor: *opening,
                     }),
@@ -83,7 +83,7 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
             request_id: "seed-transfer-alice-bob".to_owned(),
             from_account_id: ids[0].clone(),
             to_account_id: ids[1].clone(),
-            amount: Some(Money {
+            amount: Some(PositiveMoney {
                 currency: "EUR".to_owned(),
                 amount_minor: 2_500,
             }),
@@ -104,7 +104,7 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
             request_id: "seed-payment-acme-cn".to_owned(),
             merchant_account_id: ids[4].clone(),
             merchant_order_ref: "demo-order-1".to_owned(),
-            amount: Some(Money {
+            amount: Some(PositiveMoney {
                 currency: "CNY".to_owned(),
                 amount_minor: 8_800,
             }),

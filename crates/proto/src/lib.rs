@@ -12,6 +12,8 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/meshwork_descriptor.bin"));
 
+pub mod validate;
+
 // `pub mod google { pub mod api {..} pub mod rpc {..} }` and
 // `pub mod meshwork { .. }`, one module per package, written by build.rs.
 include!(concat!(env!("OUT_DIR"), "/packages.rs"));

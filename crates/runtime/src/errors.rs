@@ -7,29 +7,12 @@
 //! details are logged here and never sent.
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// The `ErrorInfo.domain` of every Meshwork error.
-pub const DOMAIN: &str = "meshwork.dev";
+pub const DOMAIN: &str = meshwork_proto::validate::ERROR_DOMAIN;
 
-/// One bad field of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Path of the field in the request, e.g. `amount.amount_minor`.
-    pub field: String,
-    /// What is wrong with it, for the developer calling the API.
-    pub description: String,
-}
-
-impl Violation {
-    /// A violation of `field`.
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
-    }
-}
+pub use meshwork_proto::validate::Violation;
 
 /// The failures every service shares, with one `From` each (see
 /// [`common_errors!`]): a service's error enum has one variant
@@ -149,18 +132,7 @@ macro_rules! common_errors {
 
 /// INVALID_ARGUMENT with a `BadRequest` listing every violation.
 pub fn invalid_argument(violations: &[Violation]) -> Status {
-    let message = match violations {
-        [one] => format!("invalid {}: {}", one.field, one.description),
-        many => format!("{} invalid fields", many.len()),
-    };
-    let mut details = ErrorDetails::with_bad_request(
-        violations
-            .iter()
-            .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
-            .collect::<Vec<_>>(),
-    );
-    details.set_error_info("INVALID_ARGUMENT", DOMAIN, []);
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    meshwork_proto::validate::invalid_argument(violations)
 }
 
 /// NOT_FOUND with `ResourceInfo`.

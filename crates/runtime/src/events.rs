@@ -392,15 +392,9 @@ impl pb::event_log_service_server::EventLogService for Logs {
         &self,
         request: tonic::Request<pb::ReadEventsRequest>,
     ) -> Result<tonic::Response<pb::ReadEventsResponse>, tonic::Status> {
+        // after_sequence and max_events are never negative: the contract's
+        // rules, checked by the codec.
         let request = request.into_inner();
-        let mut checks = crate::validate::Checks::new();
-        if request.after_sequence < 0 {
-            checks.fail("after_sequence", "must not be negative");
-        }
-        if request.max_events < 0 {
-            checks.fail("max_events", "must not be negative");
-        }
-        checks.finish()?;
         let log = self.get(&request.producer).ok_or_else(|| {
             crate::errors::not_found("producer", &format!("producers/{}", request.producer))
         })?;

@@ -1,6 +1,11 @@
-//! Request validation shared by every service: one [`Checks`] collector
-//! that gathers every field violation of a request (clients fix all at
-//! once), the common limits, and value types every contract uses.
+//! What is left of request validation in Rust. A request's stateless rules
+//! live in its contract (`buf.validate` annotations in `proto/`) and are
+//! checked by the server's codec before a handler runs
+//! ([`meshwork_proto::validate`]); handlers keep only what a contract
+//! cannot say (a field compared with another, a time in range) in one
+//! [`Checks`] collector, so that clients still get every violation at once,
+//! and convert the checked values into domain types with the functions
+//! here.
 //!
 //! A failed check becomes INVALID_ARGUMENT with `google.rpc.BadRequest`
 //! field violations, through [`Invalid`].
@@ -56,6 +61,13 @@ pub fn new_id(prefix: &str) -> String {
 #[error("invalid request")]
 pub struct Invalid(pub Vec<Violation>);
 
+impl Invalid {
+    /// One violation of `field`.
+    pub fn field(field: &str, description: impl Into<String>) -> Self {
+        Self(vec![Violation::new(field, description)])
+    }
+}
+
 impl From<Invalid> for tonic::Status {
     fn from(invalid: Invalid) -> Self {
         errors::invalid_argument(&invalid.0)
@@ -77,78 +89,13 @@ impl Checks {
         self.0.push(Violation::new(field, description));
     }
 
-    /// A required id-like string of at most [`MAX_ID_LEN`] characters.
-    pub fn id(&mut self, field: &str, value: &str) {
-        if value.trim().is_empty() {
-            self.fail(field, "is required");
-        } else if value.len() > MAX_ID_LEN {
-            self.fail(field, format!("must be at most {MAX_ID_LEN} characters"));
-        } else if value.chars().any(char::is_control) {
-            self.fail(field, "must not contain control characters");
-        }
-    }
-
-    /// A required free text of at most `max` characters. Line breaks and
-    /// tabs are text; other control characters are not (PostgreSQL refuses
-    /// NUL in text, and none of them belongs in a memo).
-    pub fn text(&mut self, field: &str, value: &str, required: bool, max: usize) {
-        if required && value.trim().is_empty() {
-            self.fail(field, "is required");
-        } else if value.chars().count() > max {
-            self.fail(field, format!("must be at most {max} characters"));
-        } else if value
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            self.fail(
-                field,
-                "must not contain control characters other than line breaks and tabs",
-            );
-        }
-    }
-
-    /// A currency code; `None` when invalid (and recorded).
-    pub fn currency(&mut self, field: &str, value: &str) -> Option<Currency> {
-        let currency = Currency::parse(value);
-        if currency.is_none() {
-            self.fail(
-                field,
-                "must be an ISO 4217 code of three upper-case letters, e.g. EUR",
-            );
-        }
-        currency
-    }
-
-    /// A strictly positive amount no larger than [`MAX_AMOUNT_MINOR`].
-    pub fn positive_amount(&mut self, field: &str, amount_minor: i64) {
-        if amount_minor <= 0 {
-            self.fail(
-                field,
-                "must be greater than zero (minor units, e.g. 1050 for 10.50)",
-            );
-        } else if amount_minor > MAX_AMOUNT_MINOR {
-            self.fail(field, format!("must be at most {MAX_AMOUNT_MINOR}"));
-        }
-    }
-
-    /// A required positive amount of money (`Money { currency, amount_minor }`,
-    /// violations named `field.currency` / `field.amount_minor`): the
-    /// currency and the amount when valid.
-    pub fn money(
-        &mut self,
-        field: &str,
-        money: Option<&meshwork_proto::meshwork::r#type::v1::Money>,
-    ) -> Option<(Currency, i64)> {
-        let Some(money) = money else {
-            self.fail(field, "is required");
-            return None;
-        };
-        let before = self.0.len();
-        self.positive_amount(&format!("{field}.amount_minor"), money.amount_minor);
-        let currency = self.currency(&format!("{field}.currency"), &money.currency);
-        match (currency, self.0.len() == before) {
-            (Some(currency), true) => Some((currency, money.amount_minor)),
-            _ => None,
+    /// The contract's rules of `message`, its violations named under
+    /// `prefix`: for a message that no server's codec checked (one read
+    /// from an event log, a nested message handed on).
+    pub fn contract<M: prost::Message + prost::Name>(&mut self, prefix: &str, message: &M) {
+        for mut violation in meshwork_proto::validate::contracts().check_typed(message) {
+            violation.field = format!("{prefix}.{}", violation.field);
+            self.0.push(violation);
         }
     }
 
@@ -196,30 +143,6 @@ impl Checks {
         Some(crate::time::from_timestamp(at))
     }
 
-    /// A page size: 0 means the default; negative or over the maximum is refused.
-    pub fn page_size(&mut self, field: &str, value: i32) -> usize {
-        match usize::try_from(value) {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) if n <= MAX_PAGE_SIZE => n,
-            _ => {
-                self.fail(field, format!("must be between 0 and {MAX_PAGE_SIZE}"));
-                DEFAULT_PAGE_SIZE
-            }
-        }
-    }
-
-    /// A page token: empty, or an id with `prefix` from a previous page.
-    pub fn page_token(&mut self, field: &str, value: &str, prefix: &str) -> Option<String> {
-        if value.is_empty() {
-            return None;
-        }
-        if !value.starts_with(prefix) || value.len() > MAX_ID_LEN {
-            self.fail(field, "is not a token returned by this method");
-            return None;
-        }
-        Some(value.to_owned())
-    }
-
     /// Ok when nothing failed, otherwise every violation at once.
     pub fn finish(self) -> Result<(), Invalid> {
         if self.0.is_empty() {
@@ -228,6 +151,56 @@ impl Checks {
             Err(Invalid(self.0))
         }
     }
+}
+
+// Conversions of values the contract's rules have checked: they cannot
+// fail for a request that reached a handler through the server, and answer
+// `Invalid` rather than panic when called with an unchecked one.
+
+/// A required field's value.
+pub fn required<T>(field: &str, value: Option<T>) -> Result<T, Invalid> {
+    value.ok_or_else(|| Invalid::field(field, "is required"))
+}
+
+/// A currency field (`^[A-Z]{3}$` in the contract).
+pub fn currency(field: &str, value: &str) -> Result<Currency, Invalid> {
+    Currency::parse(value).ok_or_else(|| {
+        Invalid::field(
+            field,
+            "must be an ISO 4217 code of three upper-case letters, e.g. EUR",
+        )
+    })
+}
+
+/// A required amount to move (`meshwork.type.v1.PositiveMoney`): its
+/// currency and its amount in minor units.
+pub fn amount(
+    field: &str,
+    money: Option<&meshwork_proto::meshwork::r#type::v1::PositiveMoney>,
+) -> Result<(Currency, i64), Invalid> {
+    let money = required(field, money)?;
+    let currency = currency(&format!("{field}.currency"), &money.currency)?;
+    if !(1..=MAX_AMOUNT_MINOR).contains(&money.amount_minor) {
+        return Err(Invalid::field(
+            &format!("{field}.amount_minor"),
+            format!("must be greater than 0 and at most {MAX_AMOUNT_MINOR}"),
+        ));
+    }
+    Ok((currency, money.amount_minor))
+}
+
+/// A page size (0 to [`MAX_PAGE_SIZE`] in the contract): 0 means
+/// [`DEFAULT_PAGE_SIZE`].
+pub fn page_size(value: i32) -> usize {
+    match usize::try_from(value) {
+        Ok(0) | Err(_) => DEFAULT_PAGE_SIZE,
+        Ok(n) => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+/// A page token: `None` when empty (the first page).
+pub fn page_token(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 /// Cuts rows fetched with one extra (`page_size + 1`) to `page_size`; the
@@ -248,22 +221,34 @@ pub fn next_page_token<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 
     #[test]
-    fn money_periods_and_pages() {
-        use meshwork_proto::meshwork::r#type::v1::Money;
-        let mut checks = Checks::new();
-        let eur = Money {
+    fn amounts_periods_and_pages() {
+        let eur = PositiveMoney {
             currency: "EUR".into(),
             amount_minor: 5,
         };
-        assert_eq!(checks.money("amount", Some(&eur)).map(|m| m.1), Some(5));
-        let bad = Money {
+        assert_eq!(amount("amount", Some(&eur)).map(|m| m.1), Ok(5));
+        let bad = PositiveMoney {
             currency: "eur".into(),
+            amount_minor: 5,
+        };
+        assert_eq!(
+            amount("amount", Some(&bad)).unwrap_err().0[0].field,
+            "amount.currency"
+        );
+        let zero = PositiveMoney {
+            currency: "EUR".into(),
             amount_minor: 0,
         };
-        assert_eq!(checks.money("amount", Some(&bad)), None);
-        assert_eq!(checks.money("fee", None), None);
+        assert_eq!(
+            amount("amount", Some(&zero)).unwrap_err().0[0].field,
+            "amount.amount_minor"
+        );
+        assert_eq!(amount("fee", None).unwrap_err().0[0].field, "fee");
+
+        let mut checks = Checks::new();
         let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
         assert_eq!(
             checks.period(("from", Some(&at(2))), ("to", Some(&at(1))), false),
@@ -273,25 +258,26 @@ mod tests {
             checks.period(("from", None), ("to", None), false),
             (None, None)
         );
+        checks.period(("since", None), ("until", None), true);
         let far = prost_types::Timestamp {
             seconds: i64::MAX,
             nanos: 0,
         };
         assert_eq!(checks.timestamp("when", Some(&far)), None);
+        checks.fail("other", "is wrong");
         let Err(Invalid(violations)) = checks.finish() else {
             panic!("expected violations")
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "amount.amount_minor",
-                "amount.currency",
-                "fee",
-                "to",
-                "when"
-            ]
-        );
+        assert_eq!(fields, ["to", "since", "until", "when", "other"]);
+        assert!(Checks::new().finish().is_ok());
+
+        assert_eq!(page_size(0), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(7), 7);
+        assert_eq!(page_size(-1), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(10_000), MAX_PAGE_SIZE);
+        assert_eq!(page_token(""), None);
+        assert_eq!(page_token("acc_1").as_deref(), Some("acc_1"));
 
         let mut rows = vec![1, 2, 3];
         assert_eq!(next_page_token(&mut rows, 2, |r| r.to_string()), "2");
@@ -300,50 +286,31 @@ mod tests {
     }
 
     #[test]
-    fn free_text_keeps_line_breaks_and_refuses_other_controls() {
-        let mut checks = Checks::new();
-        checks.text("memo", "two\nlines\tand a tab", false, 64);
-        assert!(checks.finish().is_ok());
-        let mut checks = Checks::new();
-        checks.text("memo", "nul\0inside", false, 64);
-        checks.text("reason", "bell\u{7}", true, 64);
-        let Err(Invalid(violations)) = checks.finish() else {
-            panic!("expected violations")
-        };
-        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, ["memo", "reason"]);
-    }
-
-    #[test]
     fn currencies_are_three_upper_case_letters() {
         assert!(Currency::parse("EUR").is_some());
         for bad in ["eur", "EURO", "EU", "", "E1R"] {
             assert!(Currency::parse(bad).is_none(), "{bad}");
+            assert!(currency("currency", bad).is_err());
         }
     }
 
+    /// The contract's rules and these constants say the same thing.
     #[test]
-    fn checks_collect_every_violation() {
-        let mut checks = Checks::new();
-        checks.id("owner_id", "");
-        checks.currency("currency", "euro");
-        checks.positive_amount("amount.amount_minor", 0);
-        checks.positive_amount("other", MAX_AMOUNT_MINOR + 1);
-        assert_eq!(checks.page_size("page_size", 501), DEFAULT_PAGE_SIZE);
-        let Err(Invalid(violations)) = checks.finish() else {
-            panic!("expected violations")
+    fn the_contract_states_the_limits() {
+        let validator = meshwork_proto::validate::contracts();
+        let money = validator.plan("meshwork.type.v1.PositiveMoney").unwrap();
+        let amount = money.field("amount_minor").unwrap();
+        let meshwork_proto::validate::rules::Shape::Single(item) = &amount.shape else {
+            panic!("a single field")
         };
-        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        let meshwork_proto::validate::rules::ValueRules::Integer(rules) = &item.rules else {
+            panic!("integer rules")
+        };
         assert_eq!(
-            fields,
-            [
-                "owner_id",
-                "currency",
-                "amount.amount_minor",
-                "other",
-                "page_size"
-            ]
+            rules.upper,
+            Some(meshwork_proto::validate::rules::Bound::Inclusive(
+                i128::from(MAX_AMOUNT_MINOR)
+            ))
         );
-        assert!(Checks::new().finish().is_ok());
     }
 }

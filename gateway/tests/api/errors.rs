@@ -52,7 +52,7 @@ async fn upstream_errors_keep_their_details() {
         .await;
     assert_eq!(
         (overdraw.status, overdraw.json["code"].as_i64()),
-        (StatusCode::BAD_REQUEST, Some(9))
+        (StatusCode::CONFLICT, Some(9))
     );
     assert_eq!(overdraw.json["details"][0]["reason"], "INSUFFICIENT_FUNDS");
 }

@@ -1,24 +1,22 @@
-//! The gRPC face of the ledger: protobuf ↔ domain conversion and validation,
-//! nothing else. Handlers are a few lines: check, call the store, convert.
+//! The gRPC face of the ledger: protobuf ↔ domain conversion, nothing
+//! else. A request's own rules are in its contract and checked before a
+//! handler runs; handlers check what a contract cannot say (two fields
+//! compared), call the store and convert.
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::{Money, PositiveMoney};
 use meshwork_runtime::time::to_timestamp;
-use meshwork_runtime::validate::next_page_token;
+use meshwork_runtime::validate::{self as checked, Invalid, next_page_token};
 use pb::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use crate::balances::Balances;
 use crate::domain::{
-    Account, AccountNumber, AccountState, AccountType, Balance, Checks, JournalEntry, MAX_MEMO_LEN,
-    MAX_REASON_LEN, MoneyMovement, Movement, NewAccount, Posting, StateChange, TransferKind,
-    TransferPosting,
+    Account, AccountNumber, AccountState, AccountType, Balance, Checks, JournalEntry,
+    MoneyMovement, Movement, NewAccount, Posting, StateChange, TransferKind, TransferPosting,
 };
 use crate::error::AccountError;
 use crate::store::{Applied, Store};
-
-/// The most ids one BatchGetBalances takes.
-const MAX_BATCH: usize = 1000;
 
 /// Implements `meshwork.finance.account.v1.AccountService`.
 pub struct AccountApi {
@@ -38,13 +36,6 @@ impl AccountApi {
         account_id: &str,
         change: StateChange,
     ) -> Result<pb::Account, Status> {
-        let mut checks = Checks::new();
-        checks.id("request_id", request_id);
-        checks.id("account_id", account_id);
-        if !matches!(change, StateChange::Close) {
-            checks.text("reason", change.reason(), true, MAX_REASON_LEN);
-        }
-        checks.finish()?;
         let (account, applied) = self
             .store
             .change_state(request_id, account_id, &change)
@@ -65,18 +56,10 @@ impl AccountApi {
         movement: Movement,
         request_id: &str,
         account_id: &str,
-        amount: Option<&Money>,
+        amount: Option<&PositiveMoney>,
         memo: &str,
     ) -> Result<Posting, Status> {
-        let mut checks = Checks::new();
-        checks.id("request_id", request_id);
-        checks.id("account_id", account_id);
-        checks.text("memo", memo, false, MAX_MEMO_LEN);
-        let money = checks.money("amount", amount);
-        checks.finish()?;
-        let Some((currency, amount_minor)) = money else {
-            unreachable!("checks passed, so the amount and its currency are valid")
-        };
+        let (currency, amount_minor) = checked::amount("amount", amount)?;
         let movement = MoneyMovement {
             movement,
             account_id: account_id.to_owned(),
@@ -111,25 +94,15 @@ impl AccountService for AccountApi {
         request: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::CreateAccountResponse>, Status> {
         let request = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("request_id", &request.request_id);
-        checks.id("owner_id", &request.owner_id);
-        let currency = checks.currency("currency", &request.currency);
+        let currency = checked::currency("currency", &request.currency)?;
         let account_type = match pb::AccountType::try_from(request.r#type) {
-            Ok(pb::AccountType::Checking) => Some(AccountType::Checking),
-            Ok(pb::AccountType::Savings) => Some(AccountType::Savings),
-            Ok(pb::AccountType::Merchant) => Some(AccountType::Merchant),
-            _ => {
-                checks.fail(
-                    "type",
-                    "must be ACCOUNT_TYPE_CHECKING, ACCOUNT_TYPE_SAVINGS or ACCOUNT_TYPE_MERCHANT",
-                );
-                None
-            }
-        };
-        checks.finish()?;
-        let (Some(currency), Some(account_type)) = (currency, account_type) else {
-            unreachable!("checks passed")
+            Ok(pb::AccountType::Checking) => AccountType::Checking,
+            Ok(pb::AccountType::Savings) => AccountType::Savings,
+            Ok(pb::AccountType::Merchant) => AccountType::Merchant,
+            _ => Err(Invalid::field(
+                "type",
+                "must be CHECKING, SAVINGS or MERCHANT",
+            ))?,
         };
         let new = NewAccount {
             owner_id: request.owner_id,
@@ -153,9 +126,6 @@ impl AccountService for AccountApi {
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
         let request = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("account_id", &request.account_id);
-        checks.finish()?;
         let account = self.store.account(&request.account_id).await?;
         Ok(Response::new(pb::GetAccountResponse {
             account: Some(account_to_pb(&account)),
@@ -187,13 +157,8 @@ impl AccountService for AccountApi {
         request: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         let request = request.into_inner();
-        let mut checks = Checks::new();
-        if !request.owner_id.is_empty() {
-            checks.id("owner_id", &request.owner_id);
-        }
-        let page_size = checks.page_size("page_size", request.page_size);
-        let after = checks.page_token("page_token", &request.page_token, "acc_");
-        checks.finish()?;
+        let page_size = checked::page_size(request.page_size);
+        let after = checked::page_token(&request.page_token);
         let mut accounts = self
             .store
             .list_accounts(&request.owner_id, after.as_deref(), page_size + 1)
@@ -293,9 +258,6 @@ impl AccountService for AccountApi {
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::GetBalanceResponse>, Status> {
         let request = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("account_id", &request.account_id);
-        checks.finish()?;
         let balance = self.balances.get(&request.account_id).await?;
         Ok(Response::new(pb::GetBalanceResponse {
             balance: Some(balance_to_pb(&balance)),
@@ -306,19 +268,8 @@ impl AccountService for AccountApi {
         &self,
         request: Request<pb::BatchGetBalancesRequest>,
     ) -> Result<Response<pb::BatchGetBalancesResponse>, Status> {
+        // One to a thousand ids: the contract's rule.
         let request = request.into_inner();
-        let mut checks = Checks::new();
-        match request.account_ids.len() {
-            0 => checks.fail("account_ids", "is required"),
-            n if n > MAX_BATCH => {
-                checks.fail("account_ids", format!("at most {MAX_BATCH} ids"));
-            }
-            _ => {}
-        }
-        for (i, id) in request.account_ids.iter().enumerate().take(MAX_BATCH) {
-            checks.id(&format!("account_ids[{i}]"), id);
-        }
-        checks.finish()?;
         let balances = self.store.balances(&request.account_ids).await?;
         Ok(Response::new(pb::BatchGetBalancesResponse {
             balances: balances.iter().map(balance_to_pb).collect(),
@@ -331,29 +282,16 @@ impl AccountService for AccountApi {
     ) -> Result<Response<pb::PostTransferResponse>, Status> {
         let r = request.into_inner();
         let mut checks = Checks::new();
-        checks.id("transfer_id", &r.transfer_id);
-        checks.id("from_account_id", &r.from_account_id);
-        checks.id("to_account_id", &r.to_account_id);
-        if !r.from_account_id.is_empty() && r.from_account_id == r.to_account_id {
+        if r.from_account_id == r.to_account_id {
             checks.fail("to_account_id", "must differ from from_account_id");
         }
-        checks.text("memo", &r.memo, false, MAX_MEMO_LEN);
-        let kind = match pb::TransferKind::try_from(r.kind) {
-            Ok(pb::TransferKind::Transfer) => Some(TransferKind::Transfer),
-            Ok(pb::TransferKind::Reversal) => Some(TransferKind::Reversal),
-            _ => {
-                checks.fail(
-                    "kind",
-                    "must be TRANSFER_KIND_TRANSFER or TRANSFER_KIND_REVERSAL",
-                );
-                None
-            }
-        };
-        let amount = checks.money("amount", r.amount.as_ref());
         checks.finish()?;
-        let (Some(kind), Some((currency, amount_minor))) = (kind, amount) else {
-            unreachable!("checks passed, so kind, amount and currency are valid")
+        let kind = match pb::TransferKind::try_from(r.kind) {
+            Ok(pb::TransferKind::Transfer) => TransferKind::Transfer,
+            Ok(pb::TransferKind::Reversal) => TransferKind::Reversal,
+            _ => Err(Invalid::field("kind", "must be TRANSFER or REVERSAL"))?,
         };
+        let (currency, amount_minor) = checked::amount("amount", r.amount.as_ref())?;
         let transfer = TransferPosting {
             transfer_id: r.transfer_id,
             kind,
@@ -390,10 +328,9 @@ impl AccountService for AccountApi {
         request: Request<pb::ListJournalEntriesRequest>,
     ) -> Result<Response<pb::ListJournalEntriesResponse>, Status> {
         let request = request.into_inner();
+        let page_size = checked::page_size(request.page_size);
+        let before = checked::page_token(&request.page_token);
         let mut checks = Checks::new();
-        checks.id("account_id", &request.account_id);
-        let page_size = checks.page_size("page_size", request.page_size);
-        let before = checks.page_token("page_token", &request.page_token, "ent_");
         let period = checks.period(
             ("start_time", request.start_time.as_ref()),
             ("end_time", request.end_time.as_ref()),

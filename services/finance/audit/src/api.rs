@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use meshwork_proto::meshwork::finance::audit::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::time::{from_timestamp, to_timestamp};
-use meshwork_runtime::validate::{Checks, MAX_ID_LEN, next_page_token};
+use meshwork_runtime::validate::{self as checked, Checks, next_page_token};
 use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
@@ -18,7 +18,7 @@ use crate::store::{Filter, Store};
 const PAGE: usize = 1000;
 /// Default threshold of a large transaction: 10,000.00.
 const DEFAULT_LARGE_AMOUNT_MINOR: i64 = 1_000_000;
-/// Longest accepted text field of an event.
+/// Longest text field of an event (the contract's `max_len`).
 const MAX_TEXT: usize = 1024;
 
 /// Implements `meshwork.finance.audit.v1.AuditService`.
@@ -39,25 +39,25 @@ impl AuditApi {
 }
 
 /// What an event must be to be appended, whether it comes by RecordEvent
-/// or from an event log.
+/// or from an event log (which no server's codec checked): its contract's
+/// rules, and a time protobuf can represent.
 pub(crate) fn check_event(
     event: &pb::AuditEvent,
 ) -> Result<(), meshwork_runtime::validate::Invalid> {
     let mut checks = Checks::new();
-    checks.id("event.event_id", &event.event_id);
-    checks.id("event.source", &event.source);
-    checks.id("event.action", &event.action);
-    checks.text("event.actor", &event.actor, true, MAX_TEXT);
-    checks.text("event.resource", &event.resource, true, MAX_TEXT);
-    checks.text("event.outcome", &event.outcome, true, MAX_TEXT);
-    if event.occur_time.is_none() {
-        checks.fail("event.occur_time", "is required");
-    }
+    checks.contract("event", event);
     checks.timestamp("event.occur_time", event.occur_time.as_ref());
-    if event.trace_id.len() > MAX_ID_LEN {
-        checks.fail("event.trace_id", "is too long");
-    }
     checks.finish()
+}
+
+/// A masked text cut to [`MAX_TEXT`] characters: masking may lengthen a
+/// value (`a@b.cc` → `a***@b.cc`), and a stored record meets the same
+/// contract as the event that made it.
+fn capped(mut text: String) -> String {
+    if let Some((at, _)) = text.char_indices().nth(MAX_TEXT) {
+        text.truncate(at);
+    }
+    text
 }
 
 /// The event as it may be stored: every text masked (attributes named
@@ -67,10 +67,10 @@ pub(crate) fn masked(m: &Masking, event: pb::AuditEvent) -> Event {
         Event {
             event_id: event.event_id,
             source: event.source,
-            actor: m.mask(&event.actor),
+            actor: capped(m.mask(&event.actor)),
             action: event.action,
-            resource: m.mask(&event.resource),
-            outcome: m.mask(&event.outcome),
+            resource: capped(m.mask(&event.resource)),
+            outcome: capped(m.mask(&event.outcome)),
             attributes: event
                 .attributes
                 .into_iter()
@@ -112,16 +112,9 @@ impl AuditService for AuditApi {
         request: Request<pb::QueryAuditLogRequest>,
     ) -> Result<Response<pb::QueryAuditLogResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        let page_size = checks.page_size("page_size", r.page_size);
-        let after = match r.page_token.as_str() {
-            "" => 0,
-            token => token.parse::<i64>().unwrap_or_else(|_| {
-                checks.fail("page_token", "is not a token returned by this method");
-                0
-            }),
-        };
-        checks.finish()?;
+        let page_size = checked::page_size(r.page_size);
+        // Empty or up to 18 digits (the contract's rule).
+        let after = r.page_token.parse::<i64>().unwrap_or(0);
         let filter = Filter {
             source: r.source,
             // Filters are masked like the records, so that a clear number
@@ -197,9 +190,6 @@ impl AuditService for AuditApi {
             ("end_time", r.end_time.as_ref()),
             true,
         );
-        if r.large_amount_minor < 0 {
-            checks.fail("large_amount_minor", "must not be negative");
-        }
         checks.finish()?;
         let large = match r.large_amount_minor {
             0 => DEFAULT_LARGE_AMOUNT_MINOR,

@@ -5,7 +5,7 @@ use meshwork_proto::google::api::HttpBody;
 use meshwork_proto::meshwork::finance::payment::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::time::to_timestamp;
-use meshwork_runtime::validate::{Checks, MAX_MEMO_LEN, next_page_token};
+use meshwork_runtime::validate::{self as checked, Checks, next_page_token};
 use pb::payment_service_server::PaymentService;
 use tonic::{Request, Response, Status};
 
@@ -76,22 +76,10 @@ impl PaymentService for PaymentApi {
         request: Request<pb::CreatePaymentRequest>,
     ) -> Result<Response<pb::CreatePaymentResponse>, Status> {
         let r = request.into_inner();
+        let (currency, amount_minor) = checked::amount("amount", r.amount.as_ref())?;
+        let channel = checked::required("channel", channel_of(r.channel))?;
         let mut checks = Checks::new();
-        checks.id("request_id", &r.request_id);
-        checks.id("merchant_account_id", &r.merchant_account_id);
-        checks.text("merchant_order_ref", &r.merchant_order_ref, true, 64);
-        checks.text("description", &r.description, false, 128);
-        let money = checks.money("amount", r.amount.as_ref());
-        let channel = channel_of(r.channel);
-        if channel.is_none() {
-            checks.fail(
-                "channel",
-                "must be CHANNEL_ALIPAY, CHANNEL_WECHAT_PAY or CHANNEL_UNIONPAY",
-            );
-        }
-        if let (Some(channel), Some((currency, _))) = (channel, &money)
-            && !channel.currencies().contains(&currency.as_str())
-        {
+        if !channel.currencies().contains(&currency.as_str()) {
             checks.fail(
                 "amount.currency",
                 format!(
@@ -101,20 +89,12 @@ impl PaymentService for PaymentApi {
                 ),
             );
         }
-        let ttl_secs = match &r.ttl {
-            None => DEFAULT_TTL_SECS,
-            Some(ttl) if ttl.nanos == 0 && (MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl.seconds) => {
-                ttl.seconds
-            }
-            Some(_) => {
-                checks.fail("ttl", "must be whole seconds between 1 minute and 7 days");
-                DEFAULT_TTL_SECS
-            }
-        };
+        // One minute to seven days (the contract's rule); a fraction of a
+        // second is dropped.
+        let ttl_secs = r.ttl.map_or(DEFAULT_TTL_SECS, |ttl| {
+            ttl.seconds.clamp(MIN_TTL_SECS, MAX_TTL_SECS)
+        });
         checks.finish()?;
-        let (Some(channel), Some((currency, amount_minor))) = (channel, money) else {
-            unreachable!("checks passed")
-        };
         let new = NewPayment {
             merchant_account_id: r.merchant_account_id,
             merchant_order_ref: r.merchant_order_ref,
@@ -139,9 +119,6 @@ impl PaymentService for PaymentApi {
         request: Request<pb::GetPaymentRequest>,
     ) -> Result<Response<pb::GetPaymentResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("payment_id", &r.payment_id);
-        checks.finish()?;
         let payment = self.payments.store().get(&r.payment_id).await?;
         Ok(Response::new(pb::GetPaymentResponse {
             payment: Some(self.with_refunds(&payment).await?),
@@ -153,13 +130,8 @@ impl PaymentService for PaymentApi {
         request: Request<pb::ListPaymentsRequest>,
     ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        if !r.merchant_account_id.is_empty() {
-            checks.id("merchant_account_id", &r.merchant_account_id);
-        }
-        let page_size = checks.page_size("page_size", r.page_size);
-        let after = checks.page_token("page_token", &r.page_token, "pay_");
-        checks.finish()?;
+        let page_size = checked::page_size(r.page_size);
+        let after = checked::page_token(&r.page_token);
         let mut payments = self
             .payments
             .store()
@@ -181,11 +153,6 @@ impl PaymentService for PaymentApi {
         request: Request<pb::CancelPaymentRequest>,
     ) -> Result<Response<pb::CancelPaymentResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("request_id", &r.request_id);
-        checks.id("payment_id", &r.payment_id);
-        checks.text("reason", &r.reason, false, MAX_MEMO_LEN);
-        checks.finish()?;
         // Cancelling is idempotent by itself: a cancelled payment stays so.
         let payment = self.payments.cancel(&r.payment_id, &r.reason).await?;
         Ok(Response::new(pb::CancelPaymentResponse {
@@ -198,15 +165,7 @@ impl PaymentService for PaymentApi {
         request: Request<pb::RefundPaymentRequest>,
     ) -> Result<Response<pb::RefundPaymentResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("request_id", &r.request_id);
-        checks.id("payment_id", &r.payment_id);
-        checks.text("reason", &r.reason, true, MAX_MEMO_LEN);
-        let money = checks.money("amount", r.amount.as_ref());
-        checks.finish()?;
-        let Some((currency, amount_minor)) = money else {
-            unreachable!("checks passed")
-        };
+        let (currency, amount_minor) = checked::amount("amount", r.amount.as_ref())?;
         let (refund, payment) = self
             .payments
             .refund(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use account_pb::account_service_client::AccountServiceClient;
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as transaction_pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::client::MeshChannel;
 use meshwork_runtime::outbox::Event;
 use meshwork_runtime::time::now_micros;
@@ -41,8 +41,8 @@ pub struct Acknowledged {
     pub payment: Payment,
 }
 
-fn money(currency: &str, amount_minor: i64) -> Option<Money> {
-    Some(Money {
+fn money(currency: &str, amount_minor: i64) -> Option<PositiveMoney> {
+    Some(PositiveMoney {
         currency: currency.to_owned(),
         amount_minor,
     })

@@ -4,12 +4,12 @@
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::time::{now_micros, to_timestamp};
-use meshwork_runtime::validate::{MAX_ID_LEN, next_page_token};
+use meshwork_runtime::validate::{self as checked, next_page_token};
 use pb::risk_service_server::RiskService;
 use pb::rule::Condition as PbCondition;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Checks, Condition, Decision, MAX_RULE_SCORE, Policy, Rule, Subject};
+use crate::domain::{Checks, Condition, Decision, Policy, Rule, Subject};
 use crate::engine::Engine;
 use crate::store::Assessment;
 
@@ -32,16 +32,10 @@ impl RiskService for RiskApi {
         request: Request<pb::AssessRequest>,
     ) -> Result<Response<pb::AssessResponse>, Status> {
         let r = request.into_inner();
+        let (currency, amount_minor) = checked::amount("amount", r.amount.as_ref())?;
         let mut checks = Checks::new();
-        checks.id("transfer_id", &r.transfer_id);
-        checks.id("from_account_id", &r.from_account_id);
-        checks.id("to_account_id", &r.to_account_id);
-        let money = checks.money("amount", r.amount.as_ref());
         let occur_at = checks.timestamp("occur_time", r.occur_time.as_ref());
         checks.finish()?;
-        let Some((currency, amount_minor)) = money else {
-            unreachable!("checks passed")
-        };
         let subject = Subject {
             transfer_id: r.transfer_id,
             from_account_id: r.from_account_id,
@@ -61,13 +55,9 @@ impl RiskService for RiskApi {
         request: Request<pb::ListAssessmentsRequest>,
     ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        if !r.account_id.is_empty() {
-            checks.id("account_id", &r.account_id);
-        }
-        let page_size = checks.page_size("page_size", r.page_size);
-        let before = checks.page_token("page_token", &r.page_token, "");
-        checks.finish()?;
+        let page_size = checked::page_size(r.page_size);
+        let before = checked::page_token(&r.page_token);
+
         let mut found = self
             .engine
             .store()
@@ -87,7 +77,6 @@ impl RiskService for RiskApi {
     ) -> Result<Response<pb::CreateRuleResponse>, Status> {
         let r = request.into_inner();
         let mut checks = Checks::new();
-        checks.id("request_id", &r.request_id);
         let rule = r.rule.unwrap_or_default();
         let condition = check_rule(&mut checks, &rule);
         checks.finish()?;
@@ -110,8 +99,11 @@ impl RiskService for RiskApi {
         let request = request.into_inner();
         let rule = request.rule.unwrap_or_default();
         let mut checks = Checks::new();
-        checks.id("request_id", &request.request_id);
-        checks.id("rule.rule_id", &rule.rule_id);
+        // Required here only (CreateRule assigns both): Rule is one message
+        // for both methods, so its contract cannot say it.
+        if rule.rule_id.is_empty() {
+            checks.fail("rule.rule_id", "is required: the rule to update");
+        }
         if rule.version <= 0 {
             checks.fail("rule.version", "is required: the version last read");
         }
@@ -163,10 +155,9 @@ impl RiskService for RiskApi {
         request: Request<pb::ListRulesRequest>,
     ) -> Result<Response<pb::ListRulesResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        let page_size = checks.page_size("page_size", r.page_size);
-        let after = checks.page_token("page_token", &r.page_token, "rul_");
-        checks.finish()?;
+        let page_size = checked::page_size(r.page_size);
+        let after = checked::page_token(&r.page_token);
+
         let mut rules = self
             .engine
             .store()
@@ -196,10 +187,6 @@ impl RiskService for RiskApi {
         let request = request.into_inner();
         let policy = request.policy.unwrap_or_default();
         let mut checks = Checks::new();
-        checks.id("request_id", &request.request_id);
-        if policy.review_score < 1 {
-            checks.fail("policy.review_score", "must be at least 1");
-        }
         if policy.reject_score < policy.review_score {
             checks.fail("policy.reject_score", "must be at least review_score");
         }
@@ -229,10 +216,6 @@ impl RiskApi {
         rule_id: &str,
         enabled: bool,
     ) -> Result<pb::Rule, Status> {
-        let mut checks = Checks::new();
-        checks.id("request_id", request_id);
-        checks.id("rule_id", rule_id);
-        checks.finish()?;
         let rule = self
             .engine
             .store()
@@ -245,13 +228,7 @@ impl RiskApi {
 
 /// Checks a rule's name, score and condition; the condition when valid.
 fn check_rule(checks: &mut Checks, rule: &pb::Rule) -> Option<Condition> {
-    checks.text("rule.name", &rule.name, true, MAX_ID_LEN);
-    if !(1..=MAX_RULE_SCORE).contains(&rule.score) {
-        checks.fail(
-            "rule.score",
-            format!("must be between 1 and {MAX_RULE_SCORE}"),
-        );
-    }
+    // The name, the score and each parameter's range are the contract's.
     let condition = match &rule.condition {
         None => {
             checks.fail(

@@ -4,7 +4,7 @@
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
 use meshwork_proto::meshwork::r#type::v1::Money;
 use meshwork_runtime::time::to_timestamp;
-use meshwork_runtime::validate::{Checks, MAX_MEMO_LEN, MAX_REASON_LEN, next_page_token};
+use meshwork_runtime::validate::{self as checked, Checks, next_page_token};
 use pb::transaction_service_server::TransactionService;
 use tonic::{Request, Response, Status};
 
@@ -32,18 +32,11 @@ impl TransactionService for TransactionApi {
     ) -> Result<Response<pb::TransferResponse>, Status> {
         let r = request.into_inner();
         let mut checks = Checks::new();
-        checks.id("request_id", &r.request_id);
-        checks.id("from_account_id", &r.from_account_id);
-        checks.id("to_account_id", &r.to_account_id);
-        if !r.from_account_id.is_empty() && r.from_account_id == r.to_account_id {
+        if r.from_account_id == r.to_account_id {
             checks.fail("to_account_id", "must differ from from_account_id");
         }
-        checks.text("memo", &r.memo, false, MAX_MEMO_LEN);
-        let money = checks.money("amount", r.amount.as_ref());
         checks.finish()?;
-        let Some((currency, amount_minor)) = money else {
-            unreachable!("checks passed, so the amount and its currency are valid")
-        };
+        let (currency, amount_minor) = checked::amount("amount", r.amount.as_ref())?;
         let new = NewTransfer {
             from_account_id: r.from_account_id,
             to_account_id: r.to_account_id,
@@ -62,9 +55,6 @@ impl TransactionService for TransactionApi {
         request: Request<pb::GetTransferRequest>,
     ) -> Result<Response<pb::GetTransferResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("transfer_id", &r.transfer_id);
-        checks.finish()?;
         let transfer = self.transfers.store().get(&r.transfer_id).await?;
         Ok(Response::new(pb::GetTransferResponse {
             transfer: Some(transfer_to_pb(&transfer)),
@@ -77,11 +67,8 @@ impl TransactionService for TransactionApi {
     ) -> Result<Response<pb::ListTransfersResponse>, Status> {
         let r = request.into_inner();
         let mut checks = Checks::new();
-        if !r.account_id.is_empty() {
-            checks.id("account_id", &r.account_id);
-        }
-        let page_size = checks.page_size("page_size", r.page_size);
-        let after = checks.page_token("page_token", &r.page_token, "trf_");
+        let page_size = checked::page_size(r.page_size);
+        let after = checked::page_token(&r.page_token);
         let (start, end) = checks.period(
             ("start_time", r.start_time.as_ref()),
             ("end_time", r.end_time.as_ref()),
@@ -111,7 +98,6 @@ impl TransactionService for TransactionApi {
     ) -> Result<Response<pb::GetStatementResponse>, Status> {
         let r = request.into_inner();
         let mut checks = Checks::new();
-        checks.id("account_id", &r.account_id);
         let (start, end) = checks.period(
             ("start_time", r.start_time.as_ref()),
             ("end_time", r.end_time.as_ref()),
@@ -179,11 +165,6 @@ impl TransactionService for TransactionApi {
         request: Request<pb::ReverseTransferRequest>,
     ) -> Result<Response<pb::ReverseTransferResponse>, Status> {
         let r = request.into_inner();
-        let mut checks = Checks::new();
-        checks.id("request_id", &r.request_id);
-        checks.id("transfer_id", &r.transfer_id);
-        checks.text("reason", &r.reason, true, MAX_REASON_LEN);
-        checks.finish()?;
         let transfer = self
             .transfers
             .reverse(&r.request_id, &r.transfer_id, &r.reason)
@@ -201,14 +182,6 @@ impl TransactionApi {
         transfer_id: &str,
         review: Review,
     ) -> Result<pb::Transfer, Status> {
-        let mut checks = Checks::new();
-        checks.id("request_id", request_id);
-        checks.id("transfer_id", transfer_id);
-        match &review {
-            Review::Approve { note } => checks.text("note", note, false, MAX_REASON_LEN),
-            Review::Decline { reason } => checks.text("reason", reason, true, MAX_REASON_LEN),
-        }
-        checks.finish()?;
         let transfer = self
             .transfers
             .review(request_id, transfer_id, &review)

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::client::{ClientPolicy, MeshChannel};
 use pb::account_service_client::AccountServiceClient;
 use tonic::Code;
@@ -116,7 +116,7 @@ impl Ledger {
             transfer_id: key.to_owned(),
             from_account_id: from.clone(),
             to_account_id: to.clone(),
-            amount: Some(Money {
+            amount: Some(PositiveMoney {
                 currency: transfer.currency.to_string(),
                 amount_minor: transfer.amount_minor,
             }),

@@ -3,7 +3,7 @@
 //! lost answer returns the first decision, never a second opinion.
 
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::client::MeshChannel;
 use pb::risk_service_client::RiskServiceClient;
 
@@ -39,7 +39,7 @@ impl RiskControl {
             transfer_id: transfer.id.clone(),
             from_account_id: details.from_account_id.clone(),
             to_account_id: details.to_account_id.clone(),
-            amount: Some(Money {
+            amount: Some(PositiveMoney {
                 currency: details.currency.to_string(),
                 amount_minor: details.amount_minor,
             }),

@@ -1,7 +1,7 @@
 //! What the tests share: a started service and a client, and short helpers.
 
 use meshwork_proto::meshwork::finance::account::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_testkit::{Backend, Mesh};
 use pb::account_service_client::AccountServiceClient;
 use tonic::transport::Channel;
@@ -26,8 +26,8 @@ pub fn rid() -> String {
     format!("req-{}", uuid::Uuid::now_v7().simple())
 }
 
-pub fn money(currency: &str, amount_minor: i64) -> Option<Money> {
-    Some(Money {
+pub fn money(currency: &str, amount_minor: i64) -> Option<PositiveMoney> {
+    Some(PositiveMoney {
         currency: currency.to_owned(),
         amount_minor,
     })

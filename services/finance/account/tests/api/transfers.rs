@@ -117,7 +117,7 @@ on_each_backend!(async fn refusals_move_nothing_and_stay_refused(backend) {
     unspecified.kind = 0;
     unspecified.amount = money("EUR", 0);
     let bad = post(&mut h.client, unspecified).await.unwrap_err();
-    assert_eq!(violated_fields(&bad), ["kind", "amount.amount_minor"]);
+    assert_eq!(violated_fields(&bad), ["amount.amount_minor", "kind"]);
 
     assert_eq!(balances(&mut h.client, &[&a, &b, &usd]).await.unwrap(), [200, 0, 0]);
     assert_eq!(journal(&mut h.client, &b).await.len(), 0);

@@ -56,7 +56,7 @@ on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(back
     let stale = sandbox::alipay_notification(alipay_key, &app_id, &what(&ali, 1_000), "n2", now - 3_600_000_000);
     refused(&h.post_notification("alipay", FORM, &[], stale).await, 401, "STALE_TIMESTAMP");
     let short = sandbox::alipay_notification(alipay_key, &app_id, &what(&ali, 1), "n3", now);
-    refused(&h.post_notification("alipay", FORM, &[], short).await, 400, "AMOUNT_MISMATCH");
+    refused(&h.post_notification("alipay", FORM, &[], short).await, 409, "AMOUNT_MISMATCH");
     let good = sandbox::alipay_notification(alipay_key, &app_id, &what(&ali, 1_000), "n4", now);
     let taken = h.post_notification("alipay", FORM, &[], good.clone()).await;
     assert_eq!((taken.status.as_u16(), taken.text().as_str()), (200, "success"));
@@ -77,7 +77,7 @@ on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(back
         (&stranger, serial.as_str(), 2_000, secs, 401, "BAD_SIGNATURE"),
         (platform, "UNKNOWN-SERIAL", 2_000, secs, 401, "UNKNOWN_SERIAL"),
         (platform, serial.as_str(), 2_000, secs - 3_600, 401, "STALE_TIMESTAMP"),
-        (platform, serial.as_str(), 1_999, secs, 400, "AMOUNT_MISMATCH"),
+        (platform, serial.as_str(), 1_999, secs, 409, "AMOUNT_MISMATCH"),
     ] {
         let (headers, body) = note(key, serial, amount, &format!("nonce-{reason}"), at);
         refused(&h.post_notification("wechat-pay", "application/json", &headers, body).await, status, reason);
@@ -98,7 +98,7 @@ on_each_backend!(async fn bad_notifications_change_nothing_and_are_recorded(back
     refused(&h.post_notification("unionpay", FORM, &[], unknown).await, 401, "UNKNOWN_SERIAL");
     let usd = Outcomes { currency: "USD", ..what(&up, 3_000) };
     let dollars = sandbox::unionpay_notification(&keys.unionpay, &keys.unionpay_cert_id, &mer_id, &usd, now);
-    refused(&h.post_notification("unionpay", FORM, &[], dollars).await, 400, "CURRENCY_MISMATCH");
+    refused(&h.post_notification("unionpay", FORM, &[], dollars).await, 409, "CURRENCY_MISMATCH");
     assert_eq!(h.get(&up.payment_id).await.state, pb::PaymentState::Pending as i32);
     // Nothing to refund before it is paid.
     let early = h
@@ -185,7 +185,7 @@ on_each_backend!(async fn the_sync_job_expires_unpaid_payments_and_late_money_is
     assert_eq!(expired.state, pb::PaymentState::Expired as i32, "{expired:?}");
     assert_eq!(expired.failure_reason, "EXPIRED");
     let late = sandbox::alipay_notification(&keys.alipay, &keys.merchant_ids[0], &what(&expired, 900), "late", now_micros());
-    refused(&h.post_notification("alipay", FORM, &[], late).await, 400, "STATE_WOULD_MOVE_BACKWARDS");
+    refused(&h.post_notification("alipay", FORM, &[], late).await, 409, "STATE_WOULD_MOVE_BACKWARDS");
     assert_eq!(h.balance(&h.merchant.clone()).await, 0);
     let resource = format!("payments/{}", expired.payment_id);
     let mut actions = Vec::new();

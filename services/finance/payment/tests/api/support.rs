@@ -8,7 +8,7 @@ use meshwork_gateway::edge::GatewayConfig;
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::audit::v1 as audit_pb;
 use meshwork_proto::meshwork::finance::payment::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::http_client::{Answer, HttpClient};
 use meshwork_testkit::{Backend, Mesh};
 use tonic::transport::Channel;
@@ -59,8 +59,8 @@ pub fn rid() -> String {
     format!("req-{}", uuid::Uuid::now_v7())
 }
 
-pub fn cny(amount_minor: i64) -> Option<Money> {
-    Some(Money {
+pub fn cny(amount_minor: i64) -> Option<PositiveMoney> {
+    Some(PositiveMoney {
         currency: "CNY".into(),
         amount_minor,
     })

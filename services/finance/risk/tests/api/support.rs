@@ -2,7 +2,7 @@
 
 use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::time::Clock;
 use meshwork_testkit::{Backend, Mesh};
 use tonic::transport::Channel;
@@ -75,7 +75,7 @@ pub fn assess_request(
         transfer_id: transfer_id.to_owned(),
         from_account_id: from.to_owned(),
         to_account_id: "acc_receiver".to_owned(),
-        amount: Some(Money {
+        amount: Some(PositiveMoney {
             currency: "EUR".to_owned(),
             amount_minor,
         }),

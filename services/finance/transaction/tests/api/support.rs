@@ -8,7 +8,7 @@ use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_proto::meshwork::finance::audit::v1 as audit_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
 use meshwork_proto::meshwork::finance::transaction::v1 as pb;
-use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::client::ClientPolicy;
 use meshwork_runtime::db::DbConfig;
 use meshwork_testkit::{Backend, Mesh, TcpProxy, with_host_port};
@@ -133,8 +133,8 @@ pub fn rid() -> String {
     format!("req-{}", uuid::Uuid::now_v7().simple())
 }
 
-pub fn eur(amount_minor: i64) -> Option<Money> {
-    Some(Money {
+pub fn eur(amount_minor: i64) -> Option<PositiveMoney> {
+    Some(PositiveMoney {
         currency: "EUR".to_owned(),
         amount_minor,
     })

@@ -76,7 +76,7 @@ on_each_backend!(async fn refusals_are_recorded_and_replayed_as_given(backend) {
     let mut bad = transfer_request("", &a, &b, -5);
     bad.amount.as_mut().unwrap().currency = "euro".into();
     let bad = transfer(&mut h.transfers, bad).await.unwrap_err();
-    assert_eq!(violated_fields(&bad), ["request_id", "amount.amount_minor", "amount.currency"]);
+    assert_eq!(violated_fields(&bad), ["request_id", "amount.currency", "amount.amount_minor"]);
 
     assert_eq!(balances(&mut h.accounts, &[a.clone(), b.clone()]).await, [600, 0]);
     assert_eq!(all_transfers(&mut h.transfers).await.len(), 4, "bad input left no transfer");

@@ -167,7 +167,8 @@ pub fn build_request(
 /// The path of a 64-bit integer field given as a JSON number that is not an
 /// exact integer: serde_json reads `-9223372036854775809` as a float, which
 /// would otherwise saturate to `i64::MIN` without a word. (`5.0` is an
-/// integer, as JSON Schema has it; so is any float up to 2^53.)
+/// integer, as JSON Schema has it; so is a float below 2^52, where every
+/// value a literal rounds to is the literal's own.)
 fn inexact_integer(message: &MessageDescriptor, value: &Value, prefix: &str) -> Option<String> {
     let Value::Object(object) = value else {
         return None;
@@ -192,7 +193,7 @@ fn inexact_integer(message: &MessageDescriptor, value: &Value, prefix: &str) -> 
                     Value::Number(n),
                 ) if n
                     .as_f64()
-                    .is_some_and(|f| f.fract() != 0.0 || f.abs() > 9_007_199_254_740_992.0)
+                    .is_some_and(|f| f.fract() != 0.0 || f.abs() >= 4_503_599_627_370_496.0)
                     && n.is_f64() =>
                 {
                     return Some(path);

@@ -89,6 +89,24 @@ impl Checks {
         self.0.push(Violation::new(field, description));
     }
 
+    /// An id where its message's contract cannot require one (a shared
+    /// message, required by one method only): 1 to [`MAX_ID_LEN`]
+    /// characters, no space or control character — the contracts' id shape.
+    pub fn id(&mut self, field: &str, value: &str) {
+        if value.is_empty() {
+            self.fail(field, "is required");
+        } else if value.chars().count() > MAX_ID_LEN
+            || value.chars().any(|c| c == ' ' || c.is_control())
+        {
+            self.fail(
+                field,
+                format!(
+                    "must be 1 to {MAX_ID_LEN} characters without spaces or control characters"
+                ),
+            );
+        }
+    }
+
     /// The contract's rules of `message`, its violations named under
     /// `prefix`: for a message that no server's codec checked (one read
     /// from an event log, a nested message handed on).

@@ -127,6 +127,9 @@ impl Validator {
     /// `min_len`, an enum's `not_in: [0]`, a list's `min_items`). The
     /// OpenAPI document lists such fields as `required`.
     pub fn needs_value(&self, plan: &FieldPlan) -> bool {
+        if plan.ignore == Ignore::Always {
+            return false;
+        }
         if plan.required {
             return true;
         }
@@ -447,7 +450,9 @@ fn string(rules: &rules::StringRules, s: &str, name: &str, out: &mut Vec<Violati
     if rules.refused.iter().any(|r| r == s) {
         fail(format!("must not be {s:?}"));
     }
-    if rules.uuid && uuid::Uuid::try_parse(s).is_err() {
+    // The hyphenated 8-4-4-4-12 form only, as protovalidate has it.
+    let hyphens = s.len() == 36 && [8, 13, 18, 23].iter().all(|&i| s.as_bytes()[i] == b'-');
+    if rules.uuid && (!hyphens || uuid::Uuid::try_parse(s).is_err()) {
         fail("must be a UUID".to_owned());
     }
 }

@@ -657,6 +657,14 @@ fn string_rules(s: &pv::StringRules, element: &str) -> Result<StringRules, RuleE
             ));
         }
     };
+    if let Some(p) = &s.pattern
+        && perl_class(p)
+    {
+        return Err(unsupported(
+            element,
+            "a Perl class (\\s, \\d, \\w, \\b) is ASCII in RE2 and Unicode here; spell the characters out",
+        ));
+    }
     let pattern = s
         .pattern
         .as_deref()
@@ -679,4 +687,18 @@ fn string_rules(s: &pv::StringRules, element: &str) -> Result<StringRules, RuleE
         uuid,
         examples: s.example.clone(),
     })
+}
+
+/// Whether `pattern` uses `\s`, `\d`, `\w` or `\b` (either case).
+fn perl_class(pattern: &str) -> bool {
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('s' | 'S' | 'd' | 'D' | 'w' | 'W' | 'b' | 'B') => return true,
+                _ => {}
+            }
+        }
+    }
+    false
 }

@@ -101,9 +101,7 @@ impl RiskService for RiskApi {
         let mut checks = Checks::new();
         // Required here only (CreateRule assigns both): Rule is one message
         // for both methods, so its contract cannot say it.
-        if rule.rule_id.is_empty() {
-            checks.fail("rule.rule_id", "is required: the rule to update");
-        }
+        checks.id("rule.rule_id", &rule.rule_id);
         if rule.version <= 0 {
             checks.fail("rule.version", "is required: the version last read");
         }

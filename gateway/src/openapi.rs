@@ -462,7 +462,7 @@ fn nullable(mut schema: Value) -> Value {
             }
             schema
         }
-        _ => json!({"anyOf": [schema, null]}),
+        _ => json!({"anyOf": [schema, {"type": "null"}]}),
     }
 }
 
@@ -606,5 +606,26 @@ mod tests {
             "int64"
         );
         assert!(schemas["google.rpc.Status"].is_object());
+        // JSON Schema has no place for a bare null (a `null` slipped into a
+        // json! macro once, as the literal rather than a variable).
+        fn nulls(value: &Value, at: &str, out: &mut Vec<String>) {
+            match value {
+                Value::Null => out.push(at.to_owned()),
+                Value::Array(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        nulls(v, &format!("{at}/{i}"), out)
+                    }
+                }
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        nulls(v, &format!("{at}/{k}"), out)
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        nulls(&doc, "", &mut found);
+        assert_eq!(found, Vec::<String>::new());
     }
 }

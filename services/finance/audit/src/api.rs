@@ -1,5 +1,6 @@
 //! The gRPC face of finance.audit: masking at the door, protobuf ↔ domain
-//! conversion and validation.
+//! conversion and validation. The chain is walked in [`crate::verify`],
+//! reports are built in [`crate::report`].
 
 use std::collections::BTreeMap;
 
@@ -10,14 +11,12 @@ use meshwork_runtime::validate::{self as checked, Checks, next_page_token};
 use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{ChainCheck, Event, Record, Section, csv_field, sections};
+use crate::domain::{DEFAULT_LARGE_AMOUNT_MINOR, Event, Record, ReportLine};
 use crate::masking::Masking;
+use crate::report::{self, Report};
 use crate::store::{Filter, Store};
+use crate::verify;
 
-/// Records read per round while verifying or reporting.
-const PAGE: usize = 1000;
-/// Default threshold of a large transaction: 10,000.00.
-const DEFAULT_LARGE_AMOUNT_MINOR: i64 = 1_000_000;
 /// Longest text field of an event (the contract's `max_len`).
 const MAX_TEXT: usize = 1024;
 
@@ -142,35 +141,9 @@ impl AuditService for AuditApi {
         &self,
         _request: Request<pb::VerifyChainRequest>,
     ) -> Result<Response<pb::VerifyChainResponse>, Status> {
-        // The head first: records appended during the walk are not judged.
-        let (head_sequence, head_hash) = self.store.head().await.map_err(Status::from)?;
-        let mut check = ChainCheck::default();
-        let mut after = 0;
-        let everything = Filter::default();
-        'walk: loop {
-            let records = self
-                .store
-                .query(&everything, after, PAGE)
-                .await
-                .map_err(Status::from)?;
-            for record in &records {
-                if record.sequence > head_sequence {
-                    break 'walk;
-                }
-                check.check(record);
-                if check.is_broken() {
-                    break 'walk;
-                }
-                after = record.sequence;
-            }
-            if records.len() < PAGE {
-                break;
-            }
-        }
-        let (checked, broken) = check.finish(head_sequence, &head_hash);
-        if let Some(broken) = &broken {
-            tracing::warn!(sequence = broken.sequence(), problem = %broken.describe(), "audit chain broken");
-        }
+        let (checked, broken) = verify::verify_chain(&self.store)
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(pb::VerifyChainResponse {
             intact: broken.is_none(),
             records_checked: checked,
@@ -195,105 +168,40 @@ impl AuditService for AuditApi {
             0 => DEFAULT_LARGE_AMOUNT_MINOR,
             n => n,
         };
-        let filter = Filter {
-            start,
-            end,
-            ..Filter::default()
-        };
-        let mut report = pb::GenerateComplianceReportResponse::default();
-        let mut csv = String::from(
-            "section,occur_time,sequence,action,resource,outcome,amount_minor,currency,accounts,detail\r\n",
-        );
-        let mut after = 0;
-        loop {
-            let records = self
-                .store
-                .query(&filter, after, PAGE)
-                .await
-                .map_err(Status::from)?;
-            for record in &records {
-                for section in sections(&record.event, large) {
-                    let line = report_line(section, record);
-                    csv.push_str(&csv_line(&line));
-                    match section {
-                        Section::LargeTransaction => report.large_transactions.push(line),
-                        Section::FrozenAccount => report.frozen_accounts.push(line),
-                        Section::RejectedTransfer => report.rejected_transfers.push(line),
-                        Section::ReviewedTransfer => report.reviewed_transfers.push(line),
-                        Section::FailedPayment => report.failed_payments.push(line),
-                    }
-                }
-                after = record.sequence;
-            }
-            if records.len() < PAGE {
-                break;
-            }
-        }
-        report.csv = csv;
-        Ok(Response::new(report))
+        let report = report::compliance_report(&self.store, start, end, large)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(report_to_pb(report)))
     }
 }
 
-fn report_line(section: Section, record: &Record) -> pb::ReportLine {
-    let e = &record.event;
-    let get = |key: &str| e.attributes.get(key).cloned().unwrap_or_default();
-    let accounts = [
-        "account_id",
-        "from_account_id",
-        "to_account_id",
-        "account_number",
-    ]
-    .iter()
-    .filter_map(|key| e.attributes.get(*key).cloned())
-    .collect::<Vec<_>>()
-    .join(" ");
-    let amount = e
-        .attributes
-        .get("amount_minor")
-        .and_then(|a| a.parse().ok())
-        .map(|amount_minor| Money {
-            currency: get("currency"),
-            amount_minor,
-        });
+fn report_to_pb(report: Report) -> pb::GenerateComplianceReportResponse {
+    let lines = |lines: Vec<ReportLine>| lines.iter().map(line_to_pb).collect();
+    pb::GenerateComplianceReportResponse {
+        large_transactions: lines(report.large_transactions),
+        frozen_accounts: lines(report.frozen_accounts),
+        rejected_transfers: lines(report.rejected_transfers),
+        reviewed_transfers: lines(report.reviewed_transfers),
+        failed_payments: lines(report.failed_payments),
+        csv: report.csv,
+    }
+}
+
+fn line_to_pb(line: &ReportLine) -> pb::ReportLine {
     pb::ReportLine {
-        section: section.as_str().to_owned(),
-        occur_time: Some(to_timestamp(e.occurred_at)),
-        action: e.action.clone(),
-        resource: e.resource.clone(),
-        outcome: e.outcome.clone(),
-        amount,
-        accounts,
-        detail: get("reason"),
-        sequence: record.sequence,
+        section: line.section.as_str().to_owned(),
+        occur_time: Some(to_timestamp(line.occurred_at)),
+        action: line.action.clone(),
+        resource: line.resource.clone(),
+        outcome: line.outcome.clone(),
+        amount: line.amount.as_ref().map(|a| Money {
+            currency: a.currency.clone(),
+            amount_minor: a.amount_minor,
+        }),
+        accounts: line.accounts.clone(),
+        detail: line.detail.clone(),
+        sequence: line.sequence,
     }
-}
-
-fn csv_line(line: &pb::ReportLine) -> String {
-    let time = line.occur_time.map(|t| t.to_string()).unwrap_or_default();
-    let (amount, currency) = line
-        .amount
-        .as_ref()
-        .map(|m| (m.amount_minor.to_string(), m.currency.clone()))
-        .unwrap_or_default();
-    let fields = [
-        line.section.clone(),
-        time,
-        line.sequence.to_string(),
-        line.action.clone(),
-        line.resource.clone(),
-        line.outcome.clone(),
-        amount,
-        currency,
-        line.accounts.clone(),
-        line.detail.clone(),
-    ];
-    let mut text = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    text.push_str("\r\n");
-    text
 }
 
 fn record_to_pb(record: &Record) -> pb::AuditRecord {

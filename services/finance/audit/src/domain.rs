@@ -208,6 +208,9 @@ impl Section {
     }
 }
 
+/// The large amount when a report request names none: 10,000.00.
+pub const DEFAULT_LARGE_AMOUNT_MINOR: i64 = 1_000_000;
+
 /// Money movements that can be large.
 const MOVEMENTS: &[&str] = &["transfer.posted", "account.deposited", "account.withdrawn"];
 
@@ -236,6 +239,78 @@ pub fn sections(event: &Event, large_amount_minor: i64) -> Vec<Section> {
         _ => {}
     }
     sections
+}
+
+/// An amount as an event's attributes state it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amount {
+    /// The `currency` attribute (empty when there is none).
+    pub currency: String,
+    /// The `amount_minor` attribute.
+    pub amount_minor: i64,
+}
+
+/// A record as one line of one section of a compliance report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportLine {
+    /// The section it is in.
+    pub section: Section,
+    /// When the event occurred, microseconds since the epoch.
+    pub occurred_at: i64,
+    /// The record's sequence number.
+    pub sequence: i64,
+    /// What happened.
+    pub action: String,
+    /// To what.
+    pub resource: String,
+    /// How it ended.
+    pub outcome: String,
+    /// The amount, when the event states a readable `amount_minor`.
+    pub amount: Option<Amount>,
+    /// The accounts the event names, space-separated.
+    pub accounts: String,
+    /// Why (the `reason` attribute).
+    pub detail: String,
+}
+
+/// The attributes that name accounts, in the order a line lists them.
+const ACCOUNT_ATTRIBUTES: [&str; 4] = [
+    "account_id",
+    "from_account_id",
+    "to_account_id",
+    "account_number",
+];
+
+impl ReportLine {
+    /// `record` as a line of `section`.
+    pub fn new(section: Section, record: &Record) -> Self {
+        let e = &record.event;
+        let get = |key: &str| e.attributes.get(key).cloned().unwrap_or_default();
+        let accounts = ACCOUNT_ATTRIBUTES
+            .iter()
+            .filter_map(|key| e.attributes.get(*key).cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let amount = e
+            .attributes
+            .get("amount_minor")
+            .and_then(|a| a.parse().ok())
+            .map(|amount_minor| Amount {
+                currency: get("currency"),
+                amount_minor,
+            });
+        Self {
+            section,
+            occurred_at: e.occurred_at,
+            sequence: record.sequence,
+            action: e.action.clone(),
+            resource: e.resource.clone(),
+            outcome: e.outcome.clone(),
+            amount,
+            accounts,
+            detail: get("reason"),
+        }
+    }
 }
 
 /// One CSV field, quoted when it needs to be (RFC 4180).
@@ -351,5 +426,36 @@ mod tests {
         );
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn a_report_line_shows_amount_accounts_and_reason() {
+        let mut posted = record(7, GENESIS_HASH);
+        posted.event.attributes.extend([
+            ("to_account_id".to_owned(), "acc_2".to_owned()),
+            ("from_account_id".to_owned(), "acc_1".to_owned()),
+            ("currency".to_owned(), "EUR".to_owned()),
+            ("reason".to_owned(), "limit".to_owned()),
+        ]);
+        let line = ReportLine::new(Section::LargeTransaction, &posted);
+        assert_eq!(line.sequence, 7);
+        assert_eq!(line.accounts, "acc_1 acc_2");
+        assert_eq!(
+            line.amount,
+            Some(Amount {
+                currency: "EUR".into(),
+                amount_minor: 5
+            })
+        );
+        assert_eq!(line.detail, "limit");
+
+        posted
+            .event
+            .attributes
+            .insert("amount_minor".into(), "x".into());
+        assert_eq!(
+            ReportLine::new(Section::LargeTransaction, &posted).amount,
+            None
+        );
     }
 }

@@ -6,8 +6,9 @@
 //! still takes what older releases relay), are masked at the door (see
 //! [`masking`]) and appended with
 //! a hash over the previous record's hash and their own fields, so that any
-//! later edit, deletion or truncation is found by VerifyChain. Reports are
-//! built from the stored, masked records only.
+//! later edit, deletion or truncation is found by VerifyChain (see
+//! [`verify`]). Reports are built from the stored, masked records only
+//! (see [`report`]).
 //!
 //! It must not: store or return a clear account, card or phone number,
 //! e-mail address or ID number; update or delete a record.
@@ -16,8 +17,10 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod masking;
+pub mod report;
 pub mod store;
 pub mod subscriptions;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -21,6 +21,9 @@ macro_rules! record_columns {
     };
 }
 
+/// Records read per round while verifying or reporting.
+pub const PAGE: usize = 1000;
+
 /// What QueryAuditLog filters on; empty strings match everything.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -5,16 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshwork_proto::meshwork::finance::account::v1 as account_pb;
 use meshwork_runtime::client::MeshChannel;
 use meshwork_runtime::counters::Counters;
 use tokio::sync::RwLock;
 
 use crate::domain::{Condition, Decision, Facts, Policy, Rule, Subject, Totals, Window, evaluate};
 use crate::error::RiskError;
+use crate::ledger::Ledger;
 use crate::store::{Assessment, Store};
-
-type Accounts = account_pb::account_service_client::AccountServiceClient<MeshChannel>;
 
 /// How long a replica evaluates with the rules it loaded before reading
 /// them again (changes made through this replica apply at once).
@@ -33,7 +31,7 @@ struct Rulebook {
 pub struct Engine {
     store: Store,
     counters: Counters,
-    accounts: Accounts,
+    ledger: Ledger,
     rulebook: Arc<RwLock<Option<Rulebook>>>,
 }
 
@@ -44,7 +42,7 @@ impl Engine {
         Self {
             store,
             counters,
-            accounts: Accounts::new(ledger),
+            ledger: Ledger::new(ledger),
             rulebook: Arc::default(),
         }
     }
@@ -194,26 +192,9 @@ impl Engine {
             .iter()
             .any(|rule| matches!(rule.condition, Condition::NewAccount { .. }))
         {
-            facts.sender_opened_at = self.opened_at(&subject.from_account_id).await?;
+            facts.sender_opened_at = self.ledger.opened_at(&subject.from_account_id).await?;
         }
         Ok(facts)
-    }
-
-    /// When the ledger opened `account_id`; `None` when it does not know it
-    /// (the transfer will be refused by the ledger anyway).
-    async fn opened_at(&self, account_id: &str) -> Result<Option<i64>, RiskError> {
-        let request = account_pb::GetAccountRequest {
-            account_id: account_id.to_owned(),
-        };
-        match self.accounts.clone().get_account(request).await {
-            Ok(response) => Ok(response
-                .into_inner()
-                .account
-                .and_then(|a| a.create_time)
-                .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)),
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
-            Err(status) => Err(RiskError::Ledger(status.message().to_owned())),
-        }
     }
 
     /// Counts `subject` into the current bucket of every velocity rule.

@@ -13,6 +13,7 @@ pub mod api;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod ledger;
 pub mod store;
 
 use meshwork_proto::meshwork::finance::risk::v1::risk_service_server::RiskServiceServer;

@@ -342,6 +342,22 @@ pub struct StatementLine {
     pub counterparty_account_id: String,
 }
 
+/// One entry of an account's journal at the ledger, as this service reads
+/// it to build statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// The ledger posting it belongs to.
+    pub posting_id: String,
+    /// The posting's kind (deposit, transfer, ...).
+    pub kind: String,
+    /// Signed: credits positive.
+    pub amount_minor: i64,
+    /// The account's balance after it.
+    pub balance_after_minor: i64,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+}
+
 /// An account's statement for a period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {

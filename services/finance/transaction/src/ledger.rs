@@ -17,9 +17,9 @@ use pb::account_service_client::AccountServiceClient;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use meshwork_runtime::time::to_timestamp;
+use meshwork_runtime::time::{from_timestamp, to_timestamp};
 
-use crate::domain::{NewTransfer, Refusal};
+use crate::domain::{LedgerEntry, NewTransfer, Refusal};
 use crate::error::TransactionError;
 
 /// Which way a posting moves the money.
@@ -165,14 +165,14 @@ impl Ledger {
         account_id: &str,
         start: Option<i64>,
         end: Option<i64>,
-    ) -> Result<Vec<pb::JournalEntry>, TransactionError> {
+    ) -> Result<Vec<LedgerEntry>, TransactionError> {
         let mut entries = Vec::new();
         let mut page_token = String::new();
         loop {
             let page = self
                 .journal_page(account_id, start, end, 500, &page_token)
                 .await?;
-            entries.extend(page.entries);
+            entries.extend(page.entries.into_iter().map(entry_from_pb));
             if page.next_page_token.is_empty() {
                 entries.reverse();
                 return Ok(entries);
@@ -213,6 +213,16 @@ impl Ledger {
             .await
             .map(tonic::Response::into_inner)
             .map_err(|status| read_error(account_id, status))
+    }
+}
+
+fn entry_from_pb(entry: pb::JournalEntry) -> LedgerEntry {
+    LedgerEntry {
+        posting_id: entry.posting_id,
+        kind: entry.kind,
+        amount_minor: entry.amount.map_or(0, |m| m.amount_minor),
+        balance_after_minor: entry.balance_after.map_or(0, |m| m.amount_minor),
+        created_at: entry.create_time.as_ref().map_or(0, from_timestamp),
     }
 }
 

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use meshwork_runtime::time::now_micros;
 
-use meshwork_runtime::time::from_timestamp;
-
 use crate::domain::{
     NewTransfer, Refusal, ReversalState, ReversalStep, Review, RiskDecision, Statement,
     StatementLine, Transfer, TransferState,
@@ -216,10 +214,10 @@ impl Transfers {
                     }
                 });
                 StatementLine {
-                    occur_at: entry.create_time.as_ref().map_or(0, from_timestamp),
+                    occur_at: entry.created_at,
                     kind: entry.kind,
-                    amount_minor: entry.amount.map_or(0, |m| m.amount_minor),
-                    balance_after_minor: entry.balance_after.map_or(0, |m| m.amount_minor),
+                    amount_minor: entry.amount_minor,
+                    balance_after_minor: entry.balance_after_minor,
                     posting_id: entry.posting_id,
                     transfer_id: transfer.map(|t| t.id.clone()).unwrap_or_default(),
                     counterparty_account_id: counterparty.unwrap_or_default(),

@@ -10,8 +10,8 @@ use pb::payment_service_server::PaymentService;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Channel, PaymentState};
+use crate::domain::{NewPayment, Payment, Refund, RefundState, Settlement};
 use crate::provider::Channels;
-use crate::store::{NewPayment, Payment, Refund, RefundState, Settlement};
 use crate::workflow::Payments;
 
 /// Default and bounds of a payment's time to pay.

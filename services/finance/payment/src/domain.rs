@@ -136,7 +136,7 @@ impl PaymentState {
 
 /// The parts of a payment the rules look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payment {
+pub struct PaymentRules {
     /// ISO 4217 code.
     pub currency: String,
     /// What the payer owes, minor units.
@@ -201,7 +201,7 @@ pub enum Refusal {
     NotOpen(PaymentState),
 }
 
-impl Payment {
+impl PaymentRules {
     /// What `report` does to this payment.
     pub fn apply(&self, report: &Report) -> Result<Outcome, Refusal> {
         match report {
@@ -277,12 +277,176 @@ impl Payment {
     }
 }
 
+// The entities, as the service keeps them.
+
+/// Where the merchant's credit for a paid payment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Nothing to settle.
+    None,
+    /// Paid, credit on its way.
+    Pending,
+    /// Credited.
+    Settled,
+    /// The ledger refused it.
+    Failed,
+}
+
+impl Settlement {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::Pending => "PENDING",
+            Self::Settled => "SETTLED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// The value of a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::None, Self::Pending, Self::Settled, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// Where a refund is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundState {
+    /// Reserved; debit and channel refund in progress.
+    Processing,
+    /// Done.
+    Succeeded,
+    /// Refused; the amount is free again.
+    Failed,
+}
+
+impl RefundState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "PROCESSING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// The value of a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Processing, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A payment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// Id, also the order number at the channel.
+    pub id: String,
+    /// The request that created it.
+    pub request_id: String,
+    /// Credited when paid.
+    pub merchant_account_id: String,
+    /// The merchant's reference.
+    pub merchant_order_ref: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// The channel.
+    pub channel: Channel,
+    /// Shown to the payer.
+    pub description: String,
+    /// Where it is.
+    pub state: PaymentState,
+    /// What the payer opens.
+    pub pay_url: String,
+    /// The channel's id.
+    pub channel_trade_id: String,
+    /// Why it failed.
+    pub failure_reason: String,
+    /// Refunded (succeeded refunds), minor units.
+    pub refunded_minor: i64,
+    /// Reserved by refunds in progress, minor units.
+    pub refund_reserved_minor: i64,
+    /// The merchant's credit.
+    pub settlement: Settlement,
+    /// The transfer that credited the merchant.
+    pub settlement_transfer_id: String,
+    /// The creating request's traceparent.
+    pub traceparent: String,
+    /// Microseconds.
+    pub created_at: i64,
+    /// Microseconds.
+    pub updated_at: i64,
+    /// Microseconds.
+    pub expires_at: i64,
+}
+
+impl Payment {
+    /// The parts the payment rules look at. Money reserved by refunds in
+    /// progress counts as refunded, so that no new refund can take it.
+    pub fn rules(&self) -> PaymentRules {
+        PaymentRules {
+            currency: self.currency.clone(),
+            amount_minor: self.amount_minor,
+            refunded_minor: self.refunded_minor + self.refund_reserved_minor,
+            state: self.state,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A refund as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    /// Id, also the refund number at the channel.
+    pub id: String,
+    /// The payment.
+    pub payment_id: String,
+    /// The request that asked for it.
+    pub request_id: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// Why.
+    pub reason: String,
+    /// Where it is.
+    pub state: RefundState,
+    /// Why it failed.
+    pub failure_reason: String,
+    /// Microseconds.
+    pub created_at: i64,
+    /// Microseconds.
+    pub updated_at: i64,
+}
+
+/// A payment to create.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    /// Credited when paid.
+    pub merchant_account_id: String,
+    /// The merchant's reference.
+    pub merchant_order_ref: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// The channel.
+    pub channel: Channel,
+    /// Shown to the payer.
+    pub description: String,
+    /// How long the payer has, microseconds.
+    pub ttl_micros: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn payment(state: PaymentState) -> Payment {
-        Payment {
+    fn payment(state: PaymentState) -> PaymentRules {
+        PaymentRules {
             currency: "CNY".into(),
             amount_minor: 10_000,
             refunded_minor: 0,

@@ -24,10 +24,13 @@ pub mod domain;
 pub mod error;
 pub mod flags;
 pub mod keys;
+pub mod ledger;
 pub mod notifications;
 pub mod provider;
 pub mod sandbox;
 pub mod store;
+pub mod transfers;
+pub mod upstream;
 pub mod workflow;
 
 use std::sync::{Arc, Mutex};

@@ -5,32 +5,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use account_pb::account_service_client::AccountServiceClient;
-use meshwork_proto::meshwork::finance::account::v1 as account_pb;
-use meshwork_proto::meshwork::finance::transaction::v1 as transaction_pb;
-use meshwork_proto::meshwork::r#type::v1::PositiveMoney;
 use meshwork_runtime::client::MeshChannel;
 use meshwork_runtime::outbox::Event;
 use meshwork_runtime::time::now_micros;
-use tonic::Code;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use transaction_pb::transaction_service_client::TransactionServiceClient;
 
-use crate::domain::{Channel, PaymentState};
+use crate::domain::{Channel, NewPayment, Payment, PaymentState, Refund, RefundState, Settlement};
 use crate::error::PaymentError;
+use crate::ledger::{Ledger, Movement};
 use crate::provider::{self, CallError, Channels, Order, RefundOrder};
-use crate::store::{
-    Applied, ApplyError, NewPayment, Payment, Refund, RefundState, Settlement, Store,
-};
+use crate::store::{Applied, ApplyError, Store};
+use crate::transfers::{Move, Transfer, Transfers};
+use crate::upstream::Failed;
 
 /// The workflow.
 #[derive(Clone)]
 pub struct Payments {
     store: Store,
     channels: Arc<Channels>,
-    ledger: AccountServiceClient<MeshChannel>,
-    transfers: TransactionServiceClient<MeshChannel>,
+    ledger: Ledger,
+    transfers: Transfers,
     notify_base_url: String,
 }
 
@@ -39,29 +34,6 @@ pub struct Payments {
 pub struct Acknowledged {
     /// The payment it was about, after it.
     pub payment: Payment,
-}
-
-fn money(currency: &str, amount_minor: i64) -> Option<PositiveMoney> {
-    Some(PositiveMoney {
-        currency: currency.to_owned(),
-        amount_minor,
-    })
-}
-
-fn upstream(service: &'static str) -> impl Fn(tonic::Status) -> PaymentError {
-    move |status| PaymentError::Upstream {
-        service,
-        cause: format!("{:?}: {}", status.code(), status.message()),
-    }
-}
-
-/// Whether a gRPC refusal is final (the request itself is refused) rather
-/// than a failure to get an answer.
-fn is_final(code: Code) -> bool {
-    matches!(
-        code,
-        Code::FailedPrecondition | Code::InvalidArgument | Code::NotFound | Code::OutOfRange
-    )
 }
 
 impl Payments {
@@ -77,8 +49,8 @@ impl Payments {
         Self {
             store,
             channels,
-            ledger: AccountServiceClient::new(ledger),
-            transfers: TransactionServiceClient::new(transfers),
+            ledger: Ledger::new(ledger),
+            transfers: Transfers::new(transfers),
             notify_base_url: notify_base_url.trim_end_matches('/').to_owned(),
         }
     }
@@ -129,20 +101,10 @@ impl Payments {
     /// Whether the merchant account exists, is active, is a customer
     /// account, and holds the payment's currency.
     async fn check_merchant(&self, new: &NewPayment) -> Result<(), PaymentError> {
-        let mut ledger = self.ledger.clone();
-        let account = match ledger
-            .get_account(account_pb::GetAccountRequest {
-                account_id: new.merchant_account_id.clone(),
-            })
-            .await
-        {
-            Ok(answer) => answer.into_inner().account.unwrap_or_default(),
-            Err(status) if status.code() == Code::NotFound => {
-                return Err(PaymentError::MerchantNotFound(
-                    new.merchant_account_id.clone(),
-                ));
-            }
-            Err(status) => return Err(upstream("finance.account")(status)),
+        let Some(account) = self.ledger.account(&new.merchant_account_id).await? else {
+            return Err(PaymentError::MerchantNotFound(
+                new.merchant_account_id.clone(),
+            ));
         };
         let unusable = |why: String| PaymentError::MerchantUnusable {
             account_id: new.merchant_account_id.clone(),
@@ -154,10 +116,10 @@ impl Payments {
                 account.currency, new.currency
             )));
         }
-        if account.state != account_pb::AccountState::Active as i32 {
+        if !account.active {
             return Err(unusable("it is not active (frozen or closed)".into()));
         }
-        if account.r#type == account_pb::AccountType::Settlement as i32 {
+        if account.settlement {
             return Err(unusable("it is a settlement account".into()));
         }
         Ok(())
@@ -392,67 +354,55 @@ impl Payments {
         let clearing = self
             .clearing_account(payment.channel, &payment.currency)
             .await?;
-        let mut ledger = self.ledger.clone();
-        let deposited = ledger
-            .deposit(account_pb::DepositRequest {
-                request_id: format!("payment-in:{}", payment.id),
-                account_id: clearing.clone(),
-                amount: money(&payment.currency, payment.amount_minor),
-                memo: format!("{} payment {}", payment.channel.as_str(), payment.id),
+        let deposited = self
+            .ledger
+            .deposit(Movement {
+                request_id: &format!("payment-in:{}", payment.id),
+                account_id: &clearing,
+                currency: &payment.currency,
+                amount_minor: payment.amount_minor,
+                memo: &format!("{} payment {}", payment.channel.as_str(), payment.id),
             })
             .await;
-        if let Err(status) = deposited {
-            if is_final(status.code()) {
+        match deposited {
+            Ok(()) => {}
+            Err(Failed::Refused { message, .. }) => {
                 self.store
-                    .mark_settlement_failed(
-                        &payment.id,
-                        &format!("CLEARING_REFUSED: {}", status.message()),
-                    )
+                    .mark_settlement_failed(&payment.id, &format!("CLEARING_REFUSED: {message}"))
                     .await?;
                 return Ok(());
             }
-            return Err(upstream("finance.account")(status));
+            Err(Failed::Unanswered(error)) => return Err(error),
         }
-        let mut transfers = self.transfers.clone();
-        let transfer = transfers
-            .transfer(transaction_pb::TransferRequest {
-                request_id: format!("payment-settle:{}", payment.id),
-                from_account_id: clearing,
-                to_account_id: payment.merchant_account_id.clone(),
-                amount: money(&payment.currency, payment.amount_minor),
-                memo: format!("payment {} ({})", payment.id, payment.merchant_order_ref),
+        let transfer = self
+            .transfers
+            .transfer(Move {
+                request_id: &format!("payment-settle:{}", payment.id),
+                from_account_id: &clearing,
+                to_account_id: &payment.merchant_account_id,
+                currency: &payment.currency,
+                amount_minor: payment.amount_minor,
+                memo: &format!("payment {} ({})", payment.id, payment.merchant_order_ref),
             })
             .await;
-        match transfer {
-            Ok(response) => {
-                let transfer = response.into_inner().transfer.unwrap_or_default();
-                use transaction_pb::TransferState as S;
-                match S::try_from(transfer.state).unwrap_or(S::Unspecified) {
-                    S::Posted => {
-                        self.store
-                            .mark_settled(&payment.id, &transfer.transfer_id)
-                            .await?;
-                    }
-                    S::Rejected | S::Failed => {
-                        let reason = format!("SETTLEMENT_REFUSED: {}", transfer.failure_reason);
-                        self.store
-                            .mark_settlement_failed(&payment.id, &reason)
-                            .await?;
-                    }
-                    // Held for review or in flight: the sync job asks again.
-                    _ => self.store.touch(&payment.id).await?,
-                }
-                Ok(())
+        let refused = match transfer {
+            Ok(Transfer::Posted(transfer_id)) => {
+                self.store.mark_settled(&payment.id, &transfer_id).await?;
+                return Ok(());
             }
-            Err(status) if is_final(status.code()) => {
-                let reason = format!("SETTLEMENT_REFUSED: {}", status.message());
-                self.store
-                    .mark_settlement_failed(&payment.id, &reason)
-                    .await?;
-                Ok(())
+            Ok(Transfer::Refused(reason)) => reason,
+            Err(Failed::Refused { message, .. }) => message,
+            // Held for review or in flight: the sync job asks again.
+            Ok(Transfer::Reversed(_) | Transfer::Pending(_)) => {
+                self.store.touch(&payment.id).await?;
+                return Ok(());
             }
-            Err(status) => Err(upstream("finance.transaction")(status)),
-        }
+            Err(Failed::Unanswered(error)) => return Err(error),
+        };
+        self.store
+            .mark_settlement_failed(&payment.id, &format!("SETTLEMENT_REFUSED: {refused}"))
+            .await?;
+        Ok(())
     }
 
     /// The clearing account of a channel and currency, opened on first use
@@ -465,21 +415,14 @@ impl Payments {
         if let Some(id) = self.store.clearing_account(channel, currency).await? {
             return Ok(id);
         }
-        let mut ledger = self.ledger.clone();
-        let created = ledger
-            .create_account(account_pb::CreateAccountRequest {
-                request_id: format!("payment-clearing:{}:{currency}", channel.as_str()),
-                owner_id: format!("meshwork-payment-{}", channel.as_str().to_ascii_lowercase()),
-                currency: currency.to_owned(),
-                r#type: account_pb::AccountType::Checking as i32,
-            })
-            .await
-            .map_err(upstream("finance.account"))?;
-        let id = created
-            .into_inner()
-            .account
-            .map(|a| a.account_id)
-            .ok_or_else(|| PaymentError::internal("CreateAccount answered no account"))?;
+        let id = self
+            .ledger
+            .open_account(
+                &format!("payment-clearing:{}:{currency}", channel.as_str()),
+                &format!("meshwork-payment-{}", channel.as_str().to_ascii_lowercase()),
+                currency,
+            )
+            .await?;
         self.store
             .save_clearing_account(channel, currency, &id)
             .await?;
@@ -537,44 +480,30 @@ impl Payments {
         let clearing = self
             .clearing_account(payment.channel, &payment.currency)
             .await?;
-        let amount = money(&payment.currency, refund.amount_minor);
-        let mut transfers = self.transfers.clone();
-        let debit = transfers
-            .transfer(transaction_pb::TransferRequest {
-                request_id: format!("refund-debit:{}", refund.id),
-                from_account_id: payment.merchant_account_id.clone(),
-                to_account_id: clearing.clone(),
-                amount: amount.clone(),
-                memo: format!("refund {} of payment {}", refund.id, payment.id),
+        let debit = self
+            .transfers
+            .transfer(Move {
+                request_id: &format!("refund-debit:{}", refund.id),
+                from_account_id: &payment.merchant_account_id,
+                to_account_id: &clearing,
+                currency: &payment.currency,
+                amount_minor: refund.amount_minor,
+                memo: &format!("refund {} of payment {}", refund.id, payment.id),
             })
             .await;
         match debit {
-            Ok(response) => {
-                let transfer = response.into_inner().transfer.unwrap_or_default();
-                use transaction_pb::TransferState as S;
-                match S::try_from(transfer.state).unwrap_or(S::Unspecified) {
-                    S::Posted => {}
-                    S::Rejected | S::Failed | S::Reversed => {
-                        return Ok(Some(format!(
-                            "MERCHANT_DEBIT_REFUSED: {}",
-                            transfer.failure_reason
-                        )));
-                    }
-                    _ => {
-                        return Err(PaymentError::Upstream {
-                            service: "finance.transaction",
-                            cause: "the merchant debit is not posted yet".into(),
-                        });
-                    }
-                }
+            Ok(Transfer::Posted(_)) => {}
+            Ok(Transfer::Refused(why) | Transfer::Reversed(why))
+            | Err(Failed::Refused { message: why, .. }) => {
+                return Ok(Some(format!("MERCHANT_DEBIT_REFUSED: {why}")));
             }
-            Err(status) if is_final(status.code()) => {
-                return Ok(Some(format!(
-                    "MERCHANT_DEBIT_REFUSED: {}",
-                    status.message()
-                )));
+            Ok(Transfer::Pending(_)) => {
+                return Err(PaymentError::Upstream {
+                    service: "finance.transaction",
+                    cause: "the merchant debit is not posted yet".into(),
+                });
             }
-            Err(status) => return Err(upstream("finance.transaction")(status)),
+            Err(Failed::Unanswered(error)) => return Err(error),
         }
         let order = RefundOrder {
             refund_id: &refund.id,
@@ -591,46 +520,42 @@ impl Payments {
             Err(CallError::Refused(why)) => {
                 // Give the merchant its money back before failing the refund;
                 // until that transfer is posted the refund stays PROCESSING.
-                let undo = transfers
-                    .transfer(transaction_pb::TransferRequest {
-                        request_id: format!("refund-undo:{}", refund.id),
-                        from_account_id: clearing,
-                        to_account_id: payment.merchant_account_id.clone(),
-                        amount,
-                        memo: format!("refund {} refused by the channel", refund.id),
+                let undo = self
+                    .transfers
+                    .transfer(Move {
+                        request_id: &format!("refund-undo:{}", refund.id),
+                        from_account_id: &clearing,
+                        to_account_id: &payment.merchant_account_id,
+                        currency: &payment.currency,
+                        amount_minor: refund.amount_minor,
+                        memo: &format!("refund {} refused by the channel", refund.id),
                     })
                     .await
-                    .map_err(upstream("finance.transaction"))?
-                    .into_inner()
-                    .transfer
-                    .unwrap_or_default();
-                if undo.state != transaction_pb::TransferState::Posted as i32 {
+                    .map_err(PaymentError::from)?;
+                if !matches!(undo, Transfer::Posted(_)) {
                     return Err(PaymentError::Upstream {
                         service: "finance.transaction",
-                        cause: format!(
-                            "the merchant's money is not back yet (state {})",
-                            undo.state
-                        ),
+                        cause: format!("the merchant's money is not back yet ({undo:?})"),
                     });
                 }
                 return Ok(Some(format!("CHANNEL_REFUSED: {why}")));
             }
             Err(other) => return Err(PaymentError::ChannelUnavailable(other.to_string())),
         }
-        let mut ledger = self.ledger.clone();
-        ledger
-            .withdraw(account_pb::WithdrawRequest {
-                request_id: format!("refund-out:{}", refund.id),
-                account_id: clearing,
-                amount,
-                memo: format!(
+        self.ledger
+            .withdraw(Movement {
+                request_id: &format!("refund-out:{}", refund.id),
+                account_id: &clearing,
+                currency: &payment.currency,
+                amount_minor: refund.amount_minor,
+                memo: &format!(
                     "refund {} paid out by {}",
                     refund.id,
                     payment.channel.as_str()
                 ),
             })
             .await
-            .map_err(upstream("finance.account"))?;
+            .map_err(PaymentError::from)?;
         Ok(None)
     }
 

@@ -16,8 +16,16 @@ use meshwork_runtime::validate::new_id;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::domain::{self, Channel, Outcome, PaymentState, Refusal, Report};
+use crate::domain::{
+    Channel, NewPayment, Outcome, Payment, PaymentState, Refund, RefundState, Refusal, Report,
+    Settlement,
+};
 use crate::error::PaymentError;
+
+mod clearing;
+mod refunds;
+
+use refunds::refund_from_row;
 
 const PAYMENT_COLUMNS: &str = "payment_id, request_id, merchant_account_id, merchant_order_ref, \
      currency, amount_minor, channel, description, state, pay_url, channel_trade_id, failure_reason, \
@@ -26,164 +34,6 @@ const PAYMENT_COLUMNS: &str = "payment_id, request_id, merchant_account_id, merc
 
 const REFUND_COLUMNS: &str = "refund_id, payment_id, request_id, amount_minor, reason, state, \
      failure_reason, created_at, updated_at";
-
-/// Where the merchant's credit for a paid payment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
-    /// Nothing to settle.
-    None,
-    /// Paid, credit on its way.
-    Pending,
-    /// Credited.
-    Settled,
-    /// The ledger refused it.
-    Failed,
-}
-
-impl Settlement {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "NONE",
-            Self::Pending => "PENDING",
-            Self::Settled => "SETTLED",
-            Self::Failed => "FAILED",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Self::None, Self::Pending, Self::Settled, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
-
-/// Where a refund is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefundState {
-    /// Reserved; debit and channel refund in progress.
-    Processing,
-    /// Done.
-    Succeeded,
-    /// Refused; the amount is free again.
-    Failed,
-}
-
-impl RefundState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Processing => "PROCESSING",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Self::Processing, Self::Succeeded, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
-
-/// A payment as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payment {
-    /// Id, also the order number at the channel.
-    pub id: String,
-    /// The request that created it.
-    pub request_id: String,
-    /// Credited when paid.
-    pub merchant_account_id: String,
-    /// The merchant's reference.
-    pub merchant_order_ref: String,
-    /// ISO 4217.
-    pub currency: String,
-    /// Minor units.
-    pub amount_minor: i64,
-    /// The channel.
-    pub channel: Channel,
-    /// Shown to the payer.
-    pub description: String,
-    /// Where it is.
-    pub state: PaymentState,
-    /// What the payer opens.
-    pub pay_url: String,
-    /// The channel's id.
-    pub channel_trade_id: String,
-    /// Why it failed.
-    pub failure_reason: String,
-    /// Refunded (succeeded refunds), minor units.
-    pub refunded_minor: i64,
-    /// Reserved by refunds in progress, minor units.
-    pub refund_reserved_minor: i64,
-    /// The merchant's credit.
-    pub settlement: Settlement,
-    /// The transfer that credited the merchant.
-    pub settlement_transfer_id: String,
-    /// The creating request's traceparent.
-    pub traceparent: String,
-    /// Microseconds.
-    pub created_at: i64,
-    /// Microseconds.
-    pub updated_at: i64,
-    /// Microseconds.
-    pub expires_at: i64,
-}
-
-impl Payment {
-    /// The parts the payment rules look at. Money reserved by refunds in
-    /// progress counts as refunded, so that no new refund can take it.
-    pub fn rules(&self) -> domain::Payment {
-        domain::Payment {
-            currency: self.currency.clone(),
-            amount_minor: self.amount_minor,
-            refunded_minor: self.refunded_minor + self.refund_reserved_minor,
-            state: self.state,
-            expires_at: self.expires_at,
-        }
-    }
-}
-
-/// A refund as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refund {
-    /// Id, also the refund number at the channel.
-    pub id: String,
-    /// The payment.
-    pub payment_id: String,
-    /// The request that asked for it.
-    pub request_id: String,
-    /// Minor units.
-    pub amount_minor: i64,
-    /// Why.
-    pub reason: String,
-    /// Where it is.
-    pub state: RefundState,
-    /// Why it failed.
-    pub failure_reason: String,
-    /// Microseconds.
-    pub created_at: i64,
-    /// Microseconds.
-    pub updated_at: i64,
-}
-
-/// A payment to create.
-#[derive(Debug, Clone)]
-pub struct NewPayment {
-    /// Credited when paid.
-    pub merchant_account_id: String,
-    /// The merchant's reference.
-    pub merchant_order_ref: String,
-    /// ISO 4217.
-    pub currency: String,
-    /// Minor units.
-    pub amount_minor: i64,
-    /// The channel.
-    pub channel: Channel,
-    /// Shown to the payer.
-    pub description: String,
-    /// How long the payer has, microseconds.
-    pub ttl_micros: i64,
-}
 
 /// What applying a channel's report did.
 #[derive(Debug, Clone)]
@@ -558,200 +408,12 @@ impl Store {
         Ok(())
     }
 
-    /// Reserves a refund once per request id: the payment must be paid and
-    /// settled, and refunds (done and in progress) stay within its amount.
-    /// The refund, the payment after it, and whether it is new.
-    pub async fn reserve_refund(
-        &self,
-        request_id: &str,
-        payment_id: &str,
-        amount_minor: i64,
-        currency: &str,
-        reason: &str,
-    ) -> Result<(Refund, Payment, bool), PaymentError> {
-        let amount = amount_minor.to_string();
-        let fingerprint =
-            idempotency::fingerprint(&["refund", payment_id, &amount, currency, reason]);
-        let now = now_micros();
-        let mut claimed =
-            Claimed::begin(&self.db, &self.outbox, request_id, &fingerprint, now).await?;
-        if let Some(id) = claimed.replayed() {
-            let refund = fetch_refund(claimed.conn(), &id)
-                .await?
-                .ok_or_else(|| missing(&id))?;
-            let payment = fetch(claimed.conn(), payment_id)
-                .await?
-                .ok_or_else(|| missing(payment_id))?;
-            claimed.finish().await?;
-            return Ok((refund, payment, false));
-        }
-        let payment = fetch(claimed.conn(), payment_id)
-            .await?
-            .ok_or_else(|| PaymentError::NotFound(payment_id.to_owned()))?;
-        if payment.currency != currency {
-            return Err(PaymentError::Refused(Refusal::CurrencyMismatch {
-                reported: currency.to_owned(),
-                expected: payment.currency,
-            }));
-        }
-        let reserved = sqlx::query(
-            "UPDATE payments SET refund_reserved_minor = refund_reserved_minor + $1, updated_at = $2 \
-             WHERE payment_id = $3 AND state IN ('SUCCEEDED', 'PARTIALLY_REFUNDED') \
-             AND settlement_state = 'SETTLED' \
-             AND refunded_minor + refund_reserved_minor + $1 <= amount_minor",
-        )
-        .bind(amount_minor)
-        .bind(now)
-        .bind(payment_id)
-        .execute(claimed.conn())
-        .await?;
-        if reserved.rows_affected() == 0 {
-            // Why, from a fresh read (the guard saw the latest row).
-            let payment = fetch(claimed.conn(), payment_id)
-                .await?
-                .ok_or_else(|| missing(payment_id))?;
-            claimed.rollback().await?;
-            return Err(match payment.rules().refund(amount_minor) {
-                Err(refusal) => PaymentError::Refused(refusal),
-                Ok(_) if payment.settlement != Settlement::Settled => {
-                    PaymentError::NotSettled(payment.id)
-                }
-                Ok(_) => PaymentError::Conflict(payment.id),
-            });
-        }
-        let refund = Refund {
-            id: new_id("rfd"),
-            payment_id: payment_id.to_owned(),
-            request_id: request_id.to_owned(),
-            amount_minor,
-            reason: reason.to_owned(),
-            state: RefundState::Processing,
-            failure_reason: String::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        )))
-        .bind(&refund.id)
-        .bind(&refund.payment_id)
-        .bind(&refund.request_id)
-        .bind(refund.amount_minor)
-        .bind(&refund.reason)
-        .bind(refund.state.as_str())
-        .bind(&refund.failure_reason)
-        .bind(refund.created_at)
-        .bind(refund.updated_at)
-        .execute(claimed.conn())
-        .await?;
-        let payment = fetch(claimed.conn(), payment_id)
-            .await?
-            .ok_or_else(|| missing(payment_id))?;
-        let event = payment_event("payment.refund_requested", "OK", &payment)
-            .attr("refund_id", &refund.id)
-            .attr("refund_minor", amount_minor)
-            .attr("reason", reason);
-        claimed.event(event);
-        claimed.commit(&refund.id).await?;
-        Ok((refund, payment, true))
-    }
-
-    /// Ends a refund in progress: on success the amount moves from reserved
-    /// to refunded (and the payment to PARTIALLY_REFUNDED or REFUNDED), on
-    /// failure it is released. Once per refund.
-    pub async fn finish_refund(
-        &self,
-        refund_id: &str,
-        succeeded: bool,
-        failure_reason: &str,
-    ) -> Result<(Refund, Payment), PaymentError> {
-        let now = now_micros();
-        let mut tx = self.db.pool().begin().await?;
-        let state = if succeeded {
-            RefundState::Succeeded
-        } else {
-            RefundState::Failed
-        };
-        let changed = sqlx::query(
-            "UPDATE refunds SET state = $1, failure_reason = $2, updated_at = $3 \
-             WHERE refund_id = $4 AND state = 'PROCESSING'",
-        )
-        .bind(state.as_str())
-        .bind(failure_reason)
-        .bind(now)
-        .bind(refund_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let refund = fetch_refund(&mut tx, refund_id)
-            .await?
-            .ok_or_else(|| missing(refund_id))?;
-        if changed {
-            let refunded = if succeeded { refund.amount_minor } else { 0 };
-            sqlx::query(
-                "UPDATE payments SET refund_reserved_minor = refund_reserved_minor - $1, \
-                 refunded_minor = refunded_minor + $2, \
-                 state = CASE WHEN $2 = 0 THEN state \
-                              WHEN refunded_minor + $2 >= amount_minor THEN 'REFUNDED' \
-                              ELSE 'PARTIALLY_REFUNDED' END, \
-                 updated_at = $3 WHERE payment_id = $4",
-            )
-            .bind(refund.amount_minor)
-            .bind(refunded)
-            .bind(now)
-            .bind(&refund.payment_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let payment = fetch(&mut tx, &refund.payment_id)
-            .await?
-            .ok_or_else(|| missing(&refund.payment_id))?;
-        if changed {
-            let (action, outcome) = match succeeded {
-                true => ("payment.refunded", "OK"),
-                false => ("payment.refund_failed", "FAILED"),
-            };
-            let event = payment_event(action, outcome, &payment)
-                .attr("refund_id", &refund.id)
-                .attr("refund_minor", refund.amount_minor)
-                .attr("reason", failure_reason);
-            outbox::enqueue(&mut tx, &event).await?;
-        }
-        tx.commit().await?;
-        if changed {
-            self.outbox.wake();
-        }
-        Ok((refund, payment))
-    }
-
-    /// Marks a refund looked at now.
-    pub async fn touch_refund(&self, refund_id: &str) -> Result<(), PaymentError> {
-        sqlx::query("UPDATE refunds SET updated_at = $1 WHERE refund_id = $2")
-            .bind(now_micros())
-            .bind(refund_id)
-            .execute(self.db.pool())
-            .await?;
-        Ok(())
-    }
-
     /// One payment.
     pub async fn get(&self, payment_id: &str) -> Result<Payment, PaymentError> {
         let mut conn = self.db.pool().acquire().await?;
         fetch(&mut conn, payment_id)
             .await?
             .ok_or_else(|| PaymentError::NotFound(payment_id.to_owned()))
-    }
-
-    /// A payment's refunds, oldest first.
-    pub async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, PaymentError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY refund_id"
-        )))
-        .bind(payment_id)
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter().map(refund_from_row).collect()
     }
 
     /// Payments (of a merchant account, when given) after `after`, oldest
@@ -805,41 +467,6 @@ impl Store {
                 .map(refund_from_row)
                 .collect::<Result<_, _>>()?,
         ))
-    }
-
-    /// The clearing account of `channel` and `currency`, once known.
-    pub async fn clearing_account(
-        &self,
-        channel: Channel,
-        currency: &str,
-    ) -> Result<Option<String>, PaymentError> {
-        let row = sqlx::query(
-            "SELECT account_id FROM clearing_accounts WHERE channel = $1 AND currency = $2",
-        )
-        .bind(channel.as_str())
-        .bind(currency)
-        .fetch_optional(self.db.pool())
-        .await?;
-        Ok(row.map(|r| r.try_get("account_id")).transpose()?)
-    }
-
-    /// Remembers the clearing account of `channel` and `currency`.
-    pub async fn save_clearing_account(
-        &self,
-        channel: Channel,
-        currency: &str,
-        account_id: &str,
-    ) -> Result<(), PaymentError> {
-        sqlx::query(
-            "INSERT INTO clearing_accounts (channel, currency, account_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (channel, currency) DO NOTHING",
-        )
-        .bind(channel.as_str())
-        .bind(currency)
-        .bind(account_id)
-        .execute(self.db.pool())
-        .await?;
-        Ok(())
     }
 }
 
@@ -918,21 +545,6 @@ fn from_row(row: &AnyRow) -> Result<Payment, PaymentError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         expires_at: row.try_get("expires_at")?,
-    })
-}
-
-fn refund_from_row(row: &AnyRow) -> Result<Refund, PaymentError> {
-    let state: String = row.try_get("state")?;
-    Ok(Refund {
-        id: row.try_get("refund_id")?,
-        payment_id: row.try_get("payment_id")?,
-        request_id: row.try_get("request_id")?,
-        amount_minor: row.try_get("amount_minor")?,
-        reason: row.try_get("reason")?,
-        state: RefundState::parse(&state).ok_or_else(|| corrupt("refunds.state", &state))?,
-        failure_reason: row.try_get("failure_reason")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
     })
 }
 

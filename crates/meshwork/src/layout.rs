@@ -108,6 +108,50 @@ fn domain_modules_import_no_transport_or_storage() {
     }
 }
 
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Protobuf types stay at the edges of a service: its gRPC face
+/// (`api.rs`), its registration (`lib.rs`), the typed event payloads it
+/// subscribes to (`subscriptions.rs`), and typed clients of other services
+/// (a module that wraps a generated `...ServiceClient` and answers in this
+/// service's own types). The workflow, engine, store and domain never see
+/// them.
+#[test]
+fn protobuf_types_stay_in_api_and_typed_clients() {
+    for (_, _, folder) in service_crates() {
+        for file in rust_files(&folder.join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if !text.contains("meshwork_proto") {
+                continue;
+            }
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            let edge = matches!(name.as_str(), "api.rs" | "lib.rs" | "subscriptions.rs");
+            let client = text.contains("ServiceClient<");
+            assert!(
+                edge || client,
+                "{}: uses protobuf types; convert in api.rs or in a typed client",
+                file.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn the_contracts_readme_lists_every_package() {
     let root = repo().join("proto");

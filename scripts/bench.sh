@@ -15,6 +15,8 @@ servers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers | t
 # The edge with a single client: the latency it adds when nothing queues.
 single=$("$bin" --seconds "$seconds" --concurrency 1 --edge-only | tail -n 3 \
   | sed 's/through the REST edge/through the REST edge, 1 client/; s/over gRPC, direct (baseline)/over gRPC, direct, 1 client (baseline)/; s/p50 added by the edge/p50 added by the edge, 1 client/')
+# Every span exported over OTLP to a receiver in the bench, against export off.
+tracing=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --tracing | tail -n +3)
 # Transfers through the finance services against pgbench with the same SQL.
 command -v pgbench >/dev/null || { echo "pgbench is needed (Debian: postgresql-client or postgresql)"; exit 1; }
 transfers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers --transfers | tail -n +3)
@@ -26,6 +28,7 @@ transfers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers -
   echo "$embedded"
   echo "$servers"
   echo "$single"
+  echo "$tracing"
   echo "$transfers"
 } > BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md

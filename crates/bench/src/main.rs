@@ -13,6 +13,8 @@
 //! - `platform`: GetBalance of cached accounts through the full server
 //!   stack, against a bare tonic server answering the same RPC with a
 //!   constant (see [`platform`]);
+//! - `tracing` (`--tracing`): the same with every span exported over OTLP,
+//!   against span export off (see [`tracing_cost`]);
 //! - `events`: event delivery from the producer's commit to the consumer's
 //!   committed effect (see [`events`]);
 //! - `transfers` (`--transfers --servers`): Transfer through the finance
@@ -20,6 +22,7 @@
 
 mod events;
 mod platform;
+mod tracing_cost;
 mod transfers;
 
 /// The same allocator as the `meshwork` binary (see its `main.rs`).
@@ -73,6 +76,14 @@ struct Args {
     /// Accounts the transfers scenario spreads over.
     #[arg(long, default_value_t = 1000)]
     transfer_accounts: usize,
+    /// Run only the tracing-cost scenario (span export off against every
+    /// span exported over OTLP to a receiver in this process).
+    #[arg(long)]
+    tracing: bool,
+    /// One measurement of the tracing scenario, in a child process (see
+    /// `tracing_cost`): its result on one line of stdout.
+    #[arg(long, hide = true)]
+    tracing_child: bool,
 }
 
 /// What one measurement gave.
@@ -236,6 +247,55 @@ async fn main() -> anyhow::Result<()> {
         "SQLite + in-process"
     };
     let duration = Duration::from_secs(args.seconds);
+    if args.tracing {
+        let rows = tracing_cost::run(args.concurrency, args.seconds).await?;
+        println!("| scenario | storage | ops/s | p50 ms | p99 ms | errors | vs baseline |");
+        println!("|---|---|---:|---:|---:|---:|---:|");
+        for row in rows {
+            println!("{row}");
+        }
+        telemetry.shutdown().await;
+        return Ok(());
+    }
+    if args.tracing_child {
+        let cache = backend.fresh_cache_config();
+        let db = backend.fresh_db_config();
+        let (mut client, _, _mesh) = start(&backend, &db, &cache).await?;
+        let ids = open_accounts(&mut client, args.accounts).await?;
+        for id in &ids {
+            client.deposit(deposit(id, 1_000_000)).await?;
+            client
+                .get_balance(pb::GetBalanceRequest {
+                    account_id: id.clone(),
+                })
+                .await?;
+        }
+        let read = client.clone();
+        let m = measure(args.concurrency, duration, move |task, i| {
+            let mut client = read.clone();
+            let id = ids[(task + i as usize) % ids.len()].clone();
+            async move {
+                client
+                    .get_balance(pb::GetBalanceRequest { account_id: id })
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+        println!(
+            "{} {:.1} {:.3} {:.3} {} {}",
+            tracing_cost::RESULT_PREFIX,
+            m.rate(),
+            m.percentile(0.50).as_secs_f64() * 1e3,
+            m.percentile(0.99).as_secs_f64() * 1e3,
+            m.errors,
+            m.ops
+        );
+        // Flushes the exporter, so that every span reached the receiver
+        // before the parent counts them.
+        telemetry.shutdown().await;
+        return Ok(());
+    }
     if args.transfers {
         let rows =
             transfers::run(&backend, args.concurrency, duration, args.transfer_accounts).await?;

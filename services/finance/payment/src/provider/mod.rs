@@ -294,8 +294,9 @@ trait Provider: Send + Sync {
 /// The configured channels, and the calls to them counted.
 pub struct Channels {
     providers: Vec<(Channel, Box<dyn Provider>)>,
-    /// How far a notification's signed time may be from ours, seconds.
-    pub window_secs: i64,
+    /// How far a notification's signed time may be from ours, seconds
+    /// (each provider keeps its copy).
+    window_secs: i64,
 }
 
 impl std::fmt::Debug for Channels {

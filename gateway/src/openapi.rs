@@ -121,10 +121,7 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     );
     op.insert("tags".into(), json!([service.name()]));
     if let Some(comment) = comment(&method.parent_file(), method.path()) {
-        op.insert(
-            "summary".into(),
-            json!(comment.lines().next().unwrap_or_default()),
-        );
+        op.insert("summary".into(), json!(first_sentence(&comment)));
         op.insert("description".into(), json!(comment));
     }
     op.insert("parameters".into(), Value::Array(parameters));
@@ -509,6 +506,22 @@ fn well_known(message: &MessageDescriptor) -> Option<Value> {
     })
 }
 
+/// The first sentence of a comment's first paragraph, on one line: a
+/// summary cut at the comment's line break would stop mid-sentence.
+fn first_sentence(comment: &str) -> String {
+    let paragraph = comment
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match paragraph.find(". ") {
+        Some(end) => paragraph[..=end].to_owned(),
+        None => paragraph,
+    }
+}
+
 fn field_comment(field: &FieldDescriptor) -> Option<String> {
     comment(&field.parent_file(), field.path())
 }
@@ -540,6 +553,15 @@ mod tests {
                 .unwrap()
                 .contains("Opens an account")
         );
+        // A summary is a whole sentence, however the comment wraps.
+        let deposit = &doc["paths"]["/v1/accounts/{account_id}:deposit"]["post"];
+        assert_eq!(
+            deposit["summary"],
+            "Credits an account from the currency's settlement account (money entering the system), \
+             as one journaled double-entry posting."
+        );
+        assert_eq!(first_sentence("One. Two\nthree.\n\nOther."), "One.");
+        assert_eq!(first_sentence("No stop\nat all"), "No stop at all");
         let freeze = &doc["paths"]["/v1/accounts/{account_id}:freeze"]["post"];
         assert_eq!(freeze["parameters"][0]["in"], "path");
         let update = &doc["paths"]["/v1/risk/rules/{rule_rule_id}"]["patch"];

@@ -23,32 +23,31 @@ pub(crate) fn constrain(schema: &mut Value, plan: &FieldPlan) {
         // The zero value skips the rules: "" or 0, or a value that meets them.
         let zero = match &item.rules {
             ValueRules::String(_) => json!(""),
-            ValueRules::Integer(_)
-                if matches!(
-                    plan.field.kind(),
-                    Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64
-                ) =>
-            {
-                json!(["0", 0])
-            }
-            ValueRules::Integer(_) | ValueRules::Float(_) | ValueRules::Enum(_) => json!([0]),
+            ValueRules::Integer(_) if is_64_bit(&plan.field.kind()) => json!(["0", 0]),
+            ValueRules::Integer(_) | ValueRules::Float(_) => json!([0]),
+            // JSON names enum values; the zero value by its name.
+            ValueRules::Enum(rules) => json!([rules
+                .descriptor
+                .get_value(0)
+                .map_or_else(String::new, |v| v.name().to_owned())]),
             _ => Value::Null,
         };
         let mut ruled = schema.clone();
         item_keywords(&mut ruled, item, &plan.field);
-        if let Value::String(empty) = &zero {
-            // One string schema: the pattern also admits "".
-            if let Value::Object(object) = &mut ruled {
-                object.remove("minLength");
-                if let Some(Value::String(pattern)) = object.get("pattern") {
-                    let either = format!("^$|{pattern}");
-                    object.insert("pattern".into(), json!(either));
+        match zero {
+            // One string schema: "" passes, and the pattern admits it.
+            Value::String(_) => {
+                if let Value::Object(object) = &mut ruled {
+                    object.remove("minLength");
+                    if let Some(Value::String(pattern)) = object.get("pattern") {
+                        let either = format!("^$|{pattern}");
+                        object.insert("pattern".into(), json!(either));
+                    }
                 }
-                let _ = empty;
+                *schema = ruled;
             }
-            *schema = ruled;
-        } else if let Value::Array(zeros) = zero {
-            *schema = json!({"anyOf": [ruled, {"enum": zeros}]});
+            Value::Array(zeros) => *schema = json!({"anyOf": [ruled, {"enum": zeros}]}),
+            _ => {}
         }
         return;
     }
@@ -281,10 +280,7 @@ fn inclusive_range(rules: &NumberRules<i128>, kind: &Kind) -> (i128, i128) {
 
 fn integer(schema: &mut Value, rules: &NumberRules<i128>, kind: &Kind) {
     let keywords = number_keywords(&wide(rules));
-    let is_64 = matches!(
-        kind,
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64
-    );
+    let is_64 = is_64_bit(kind);
     let Value::Object(object) = schema else {
         return;
     };
@@ -294,6 +290,10 @@ fn integer(schema: &mut Value, rules: &NumberRules<i128>, kind: &Kind) {
     if is_64 && !inverted && rules.allowed.is_empty() && rules.constant.is_none() {
         // A number within the range, or a string spelling one.
         let (lo, hi) = inclusive_range(rules, kind);
+        if lo > hi {
+            // No integer passes: the bounds say it, no pattern is needed.
+            return;
+        }
         object.insert("type".into(), json!(["integer", "string"]));
         object.insert(
             "pattern".into(),
@@ -302,15 +302,26 @@ fn integer(schema: &mut Value, rules: &NumberRules<i128>, kind: &Kind) {
     }
 }
 
+fn is_64_bit(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64
+    )
+}
+
 /// Durations are strings such as `"90s"` or `"1.5s"`: bounds of whole
 /// seconds become a pattern.
 fn duration(schema: &mut Value, rules: &NumberRules<f64>) {
     let whole = |v: f64| v.fract() == 0.0;
-    let lo = match rules.lower {
-        Some(Bound::Inclusive(v)) if whole(v) => v as i128,
-        None => 0,
-        _ => return,
+    // Both bounds inclusive and whole (a negative duration is a string
+    // the pattern would have to spell too).
+    let Some(Bound::Inclusive(lo)) = rules.lower else {
+        return;
     };
+    if !whole(lo) || lo < 0.0 {
+        return;
+    }
+    let lo = lo as i128;
     let Some(Bound::Inclusive(hi)) = rules.upper else {
         return;
     };

@@ -89,22 +89,18 @@ impl Checks {
         self.0.push(Violation::new(field, description));
     }
 
-    /// An id where its message's contract cannot require one (a shared
-    /// message, required by one method only): 1 to [`MAX_ID_LEN`]
-    /// characters, no space or control character — the contracts' id shape.
-    pub fn id(&mut self, field: &str, value: &str) {
-        if value.is_empty() {
-            self.fail(field, "is required");
-        } else if value.chars().count() > MAX_ID_LEN
-            || value.chars().any(|c| c == ' ' || c.is_control())
-        {
-            self.fail(
+    /// `value` by the contract's rules of `field` in the request `M`,
+    /// named `path`: where a shared message cannot state a rule that one
+    /// method needs (UpdateRule's `rule.rule_id` is an id like
+    /// EnableRule's `rule_id`), the rule is the contract's, not a copy.
+    pub fn as_field_of<M: prost::Name>(&mut self, path: &str, field: &str, value: &str) {
+        self.0
+            .extend(meshwork_proto::validate::contracts().check_as(
+                &M::full_name(),
                 field,
-                format!(
-                    "must be 1 to {MAX_ID_LEN} characters without spaces or control characters"
-                ),
-            );
-        }
+                value,
+                path,
+            ));
     }
 
     /// The contract's rules of `message`, its violations named under
@@ -309,6 +305,22 @@ mod tests {
         for bad in ["eur", "EURO", "EU", "", "E1R"] {
             assert!(Currency::parse(bad).is_none(), "{bad}");
             assert!(currency("currency", bad).is_err());
+        }
+    }
+
+    #[test]
+    fn a_value_meets_another_fields_rules() {
+        use meshwork_proto::meshwork::finance::risk::v1::EnableRuleRequest;
+        let mut checks = Checks::new();
+        checks.as_field_of::<EnableRuleRequest>("rule.rule_id", "rule_id", "rul_1");
+        assert!(checks.finish().is_ok());
+        for bad in ["", "has space", "nul\0", &"x".repeat(129)] {
+            let mut checks = Checks::new();
+            checks.as_field_of::<EnableRuleRequest>("rule.rule_id", "rule_id", bad);
+            let Err(Invalid(violations)) = checks.finish() else {
+                panic!("{bad:?} passed")
+            };
+            assert_eq!(violations[0].field, "rule.rule_id", "{bad:?}");
         }
     }
 

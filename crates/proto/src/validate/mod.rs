@@ -157,6 +157,35 @@ impl Validator {
         out
     }
 
+    /// The violations of the string `value` by the rules of `field` of `message` (a
+    /// full name), named `path`: for a value that must meet a field's rules
+    /// where its own message cannot state them (a field of a shared
+    /// message that one method requires). No rules, no violations.
+    pub fn check_as(&self, message: &str, field: &str, value: &str, path: &str) -> Vec<Violation> {
+        let Some(plan) = self.plans.get(message) else {
+            return Vec::new();
+        };
+        let Some(field_plan) = plan.field(field) else {
+            return Vec::new();
+        };
+        let mut holder = DynamicMessage::new(plan.descriptor.clone());
+        if holder
+            .try_set_field(&field_plan.field, Value::String(value.to_owned()))
+            .is_err()
+        {
+            return vec![Violation::new(
+                path,
+                format!("is not a {}", field_plan.field.name()),
+            )];
+        }
+        let mut out = Vec::new();
+        self.field(field_plan, &holder, "", &mut out);
+        for violation in &mut out {
+            violation.field = violation.field.replacen(field, path, 1);
+        }
+        out
+    }
+
     /// Checks a typed message (in tests and in-process calls).
     pub fn check_typed<M: prost::Message + prost::Name>(&self, message: &M) -> Vec<Violation> {
         let Some(plan) = self.plans.get(&M::full_name()) else {

@@ -101,7 +101,7 @@ impl RiskService for RiskApi {
         let mut checks = Checks::new();
         // Required here only (CreateRule assigns both): Rule is one message
         // for both methods, so its contract cannot say it.
-        checks.id("rule.rule_id", &rule.rule_id);
+        checks.as_field_of::<pb::EnableRuleRequest>("rule.rule_id", "rule_id", &rule.rule_id);
         if rule.version <= 0 {
             checks.fail("rule.version", "is required: the version last read");
         }

@@ -4,6 +4,7 @@
 //! every request already done, so the data is loaded once and never
 //! duplicated.
 
+use meshwork_proto::meshwork::commerce::inventory::v1 as inventory_pb;
 use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::finance::payment::v1 as payment_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
@@ -98,6 +99,7 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
         transfer.transfer_id
     ));
 
+    let channel_for_commerce = channel.clone();
     let mut payments = payment_pb::payment_service_client::PaymentServiceClient::new(channel);
     let payment = payments
         .create_payment(payment_pb::CreatePaymentRequest {
@@ -120,7 +122,48 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
         "  payment      88.00 CNY to acme-store over WeChat Pay (sandbox)  {}",
         payment.payment_id
     ));
+    let stocked = stock(channel_for_commerce).await?;
+    lines.push(stocked);
     Ok(lines.join("\n"))
+}
+
+/// Demo stock: (SKU, warehouse, units). Two warehouses, so that a
+/// reservation's warehouse choice shows.
+const STOCK: &[(&str, &str, i64)] = &[
+    ("MUG-CLASSIC-WHT", "eu-central", 120),
+    ("MUG-CLASSIC-WHT", "eu-west", 40),
+    ("TEA-SENCHA-100G", "eu-central", 300),
+    ("TEA-OOLONG-100G", "eu-central", 80),
+    ("KETTLE-STEEL-1L", "eu-central", 25),
+    ("KETTLE-STEEL-1L", "eu-west", 10),
+    ("TEAPOT-CAST-IRON", "eu-west", 12),
+    ("CUP-SET-PORCELAIN", "eu-central", 30),
+    ("HEADPHONES-WL-BLK", "eu-central", 50),
+    ("LAMP-DESK-LED", "eu-west", 5),
+];
+
+/// Restocks the demo stock (once: fixed request ids).
+async fn stock(channel: client::MeshChannel) -> anyhow::Result<String> {
+    let mut inventory =
+        inventory_pb::inventory_service_client::InventoryServiceClient::new(channel);
+    for (sku, warehouse, units) in STOCK {
+        inventory
+            .restock_item(inventory_pb::RestockItemRequest {
+                request_id: format!("seed-stock-{sku}-{warehouse}"),
+                sku: (*sku).to_owned(),
+                warehouse_id: (*warehouse).to_owned(),
+                quantity: *units,
+            })
+            .await?;
+    }
+    Ok(format!(
+        "  stock        {} SKUs in 2 warehouses (GET /v1/inventory/MUG-CLASSIC-WHT)",
+        STOCK
+            .iter()
+            .map(|s| s.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    ))
 }
 
 /// Demo rules: large EUR transfers go to review, bursts add to the score.

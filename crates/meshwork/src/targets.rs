@@ -15,6 +15,7 @@ pub const GATEWAY: &str = "gateway";
 /// Every target but the edge, in start order (any order works: channels
 /// connect lazily).
 pub static SERVICES: &[&Service] = &[
+    &commerce_inventory::SERVICE,
     &finance_account::SERVICE,
     &finance_audit::SERVICE,
     &finance_payment::SERVICE,

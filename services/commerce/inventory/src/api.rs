@@ -87,18 +87,27 @@ impl InventoryService for InventoryApi {
             Err(index) => {
                 checks.fail(
                     &format!("lines[{index}]"),
-                    "repeats the SKU and warehouse of an earlier line",
+                    "repeats the SKU of an earlier line (a SKU appears once per warehouse, \
+                     and once at all when a line leaves the warehouse to the service)",
                 );
                 Vec::new()
             }
         };
         checks.finish()?;
-        // The contract bounds the TTL (1 s to 1 day).
-        let ttl = r
-            .ttl
-            .map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
-            .unwrap_or(self.default_ttl);
-        let fingerprint = domain::fingerprint(&r.order_id, &wanted);
+        // The contract bounds the TTL to 1 s..1 day as seconds + nanos/1e9;
+        // the same sum here, so an unnormalised duration means what was
+        // checked.
+        let requested_ttl = r.ttl.map_or(0, |d| {
+            d.seconds
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(d.nanos) / 1_000)
+        });
+        let ttl_micros = if requested_ttl > 0 {
+            requested_ttl.clamp(1_000_000, 86_400_000_000)
+        } else {
+            i64::try_from(self.default_ttl.as_micros()).unwrap_or(i64::MAX)
+        };
+        let fingerprint = domain::fingerprint(&r.order_id, &wanted, requested_ttl);
         let reservation = self
             .store
             .reserve(
@@ -106,7 +115,7 @@ impl InventoryService for InventoryApi {
                 &r.order_id,
                 &wanted,
                 &fingerprint,
-                ttl.as_micros() as i64,
+                ttl_micros,
             )
             .await?;
         Ok(Response::new(pb::ReserveStockResponse {

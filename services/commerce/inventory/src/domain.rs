@@ -168,24 +168,43 @@ pub struct Line {
 }
 
 /// The lines of a request in the one order every writer takes stock rows
-/// in (SKU, then warehouse), so that concurrent multi-SKU reservations
+/// in (SKU, then warehouse, compared as bytes in Rust: never a database's
+/// collation, which may differ), so that concurrent multi-SKU reservations
 /// never wait on each other in a cycle; `Err` with the index of the first
-/// line that repeats an earlier (SKU, warehouse).
+/// line that repeats an earlier SKU and warehouse, or names a SKU that
+/// another line leaves to the service's choice of warehouse (which might
+/// choose the same one).
 pub fn in_lock_order(mut wanted: Vec<Wanted>) -> Result<Vec<Wanted>, usize> {
     let mut seen = BTreeSet::new();
+    let mut skus = std::collections::BTreeMap::<&str, bool>::new();
     for (index, line) in wanted.iter().enumerate() {
+        let unpinned = line.warehouse_id.is_none();
         if !seen.insert((line.sku.clone(), line.warehouse_id.clone())) {
             return Err(index);
+        }
+        match skus.insert(&line.sku, unpinned) {
+            Some(earlier_unpinned) if earlier_unpinned || unpinned => return Err(index),
+            _ => {}
         }
     }
     wanted.sort();
     Ok(wanted)
 }
 
+/// Held lines in lock order (see [`in_lock_order`]).
+pub fn sorted(mut lines: Vec<Line>) -> Vec<Line> {
+    lines.sort();
+    lines
+}
+
 /// What a reservation request is, for its idempotency: the same id with
 /// another order or other lines is another request.
-pub fn fingerprint(order_id: &str, wanted: &[Wanted]) -> String {
-    let mut parts = vec!["reserve".to_owned(), order_id.to_owned()];
+pub fn fingerprint(order_id: &str, wanted: &[Wanted], ttl_micros: i64) -> String {
+    let mut parts = vec![
+        "reserve".to_owned(),
+        order_id.to_owned(),
+        ttl_micros.to_string(),
+    ];
     for line in wanted {
         parts.push(line.sku.clone());
         parts.push(line.warehouse_id.clone().unwrap_or_default());
@@ -235,7 +254,10 @@ pub enum CommitPlan {
 pub enum ReleasePlan {
     /// Give back with this movement.
     Give(MovementKind),
-    /// Released or expired already: answer as it is.
+    /// Expired: its units are back already; mark it released so that a
+    /// late commit cannot take them again.
+    Mark,
+    /// Released already: answer as it is.
     Done,
     /// Shipped: the goods have left.
     Refuse,
@@ -268,7 +290,8 @@ pub fn release_plan(state: State) -> ReleasePlan {
     match state {
         State::Active => ReleasePlan::Give(MovementKind::Release),
         State::Committed => ReleasePlan::Give(MovementKind::ReleaseCommitted),
-        State::Released | State::Expired => ReleasePlan::Done,
+        State::Expired => ReleasePlan::Mark,
+        State::Released => ReleasePlan::Done,
         State::Shipped => ReleasePlan::Refuse,
     }
 }
@@ -372,7 +395,7 @@ mod tests {
                 }
                 State::Expired => {
                     assert_eq!((commit, ship), (CommitPlan::Rereserve, ShipPlan::Refuse));
-                    assert_eq!(release, ReleasePlan::Done);
+                    assert_eq!(release, ReleasePlan::Mark);
                 }
                 State::Released => {
                     assert_eq!((commit, ship), (CommitPlan::Refuse, ShipPlan::Refuse));
@@ -421,8 +444,9 @@ mod tests {
         // The fingerprint does not depend on the order lines were sent in.
         let a = in_lock_order(vec![w("B", None, 1), w("A", None, 2)]).unwrap();
         let b = in_lock_order(vec![w("A", None, 2), w("B", None, 1)]).unwrap();
-        assert_eq!(fingerprint("o1", &a), fingerprint("o1", &b));
-        assert_ne!(fingerprint("o1", &a), fingerprint("o2", &a));
+        assert_eq!(fingerprint("o1", &a, 0), fingerprint("o1", &b, 0));
+        assert_ne!(fingerprint("o1", &a, 0), fingerprint("o2", &a, 0));
+        assert_ne!(fingerprint("o1", &a, 0), fingerprint("o1", &a, 1_000_000));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum InventoryError {
         reservation_id: String,
         state: State,
     },
+    /// The reservation kept changing while a transition looked at it.
+    #[error("reservation {0} is being changed by another request; retry")]
+    Contended(String),
     /// What every service shares: invalid requests, reused request ids,
     /// the database, anything else.
     #[error(transparent)]
@@ -80,6 +83,7 @@ impl From<InventoryError> for Status {
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
             Tombstoned(_) => errors::aborted("RESERVATION_RELEASED", &message),
+            Contended(_) => errors::aborted("CONCURRENT_UPDATE", &message),
             Expired(id) => {
                 errors::failed_precondition("RESERVATION_EXPIRED", &resource(id), &message)
             }

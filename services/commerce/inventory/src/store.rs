@@ -37,6 +37,10 @@ type Result<T> = std::result::Result<T, InventoryError>;
 /// The event a change of `level` by a movement of `kind` publishes.
 pub type EventOf = Arc<dyn Fn(&Level, &'static str, i64) -> NewEvent + Send + Sync>;
 
+/// How often a transition looks again at a reservation whose state moved
+/// while it looked, before answering ABORTED.
+const ROUNDS: usize = 4;
+
 /// What the tombstone of an id released before it was reserved says.
 const TOMBSTONE_REASON: &str = "released before it was reserved";
 
@@ -255,7 +259,7 @@ impl Store {
         line: &Wanted,
         now: i64,
     ) -> Result<Option<String>> {
-        let candidates: Vec<String> = match &line.warehouse_id {
+        let mut candidates: Vec<String> = match &line.warehouse_id {
             Some(warehouse_id) => vec![warehouse_id.clone()],
             None => {
                 sqlx::query_scalar(
@@ -268,6 +272,8 @@ impl Store {
                 .await?
             }
         };
+        // Lock order is byte order, not the database's collation.
+        candidates.sort();
         for warehouse_id in candidates {
             let moved = self
                 .change(
@@ -287,7 +293,8 @@ impl Store {
         Ok(None)
     }
 
-    /// What `line` could get now (its warehouse, or all of them).
+    /// What `line` could get now: in its warehouse, or in the best one
+    /// (lines are not split across warehouses).
     async fn available(&self, tx: &mut AnyConnection, line: &Wanted) -> Result<i64> {
         let rows = sqlx::query(
             "SELECT warehouse_id, on_hand - reserved - committed AS available FROM stock_levels WHERE sku = $1",
@@ -295,7 +302,7 @@ impl Store {
         .bind(&line.sku)
         .fetch_all(&mut *tx)
         .await?;
-        let mut total = 0;
+        let mut best = 0;
         for row in rows {
             let warehouse_id: String = row.try_get("warehouse_id")?;
             if line
@@ -303,10 +310,10 @@ impl Store {
                 .as_ref()
                 .is_none_or(|w| *w == warehouse_id)
             {
-                total += row.try_get::<i64, _>("available")?;
+                best = best.max(row.try_get::<i64, _>("available")?);
             }
         }
-        Ok(total)
+        Ok(best)
     }
 
     /// The reservation with this id; `None` for an unknown id (a
@@ -320,102 +327,85 @@ impl Store {
     pub async fn commit(&self, reservation_id: &str) -> Result<Reservation> {
         let now = self.now();
         let mut tx = self.db.pool().begin().await?;
-        // First the compare-and-set from ACTIVE: the common case in one
-        // statement, and the first statement a write.
-        let done = if self
-            .transition(
-                &mut tx,
-                reservation_id,
-                State::Active,
-                State::Committed,
-                "",
-                now,
-            )
-            .await?
-        {
-            self.move_lines(&mut tx, reservation_id, MovementKind::Commit, now)
-                .await?;
-            true
-        } else {
-            false
-        };
-        let (_, reservation) = read(&mut tx, reservation_id)
-            .await?
-            .ok_or_else(|| InventoryError::NotFound(reservation_id.to_owned()))?;
-        if done {
-            tx.commit().await?;
-            self.publisher.wake();
-            return Ok(reservation);
-        }
-        match commit_plan(reservation.state) {
-            CommitPlan::Done => {
-                tx.commit().await?;
-                Ok(reservation)
+        // Each round: a compare-and-set from the state last seen, then a
+        // read. On PostgreSQL every statement sees the newest committed
+        // rows, so a state that moved between the two (a reserve of this id
+        // committing, a concurrent commit) is seen by the next round.
+        for _ in 0..ROUNDS {
+            // First the compare-and-set from ACTIVE: the common case in one
+            // statement, and the first statement a write.
+            if self
+                .transition(
+                    &mut tx,
+                    reservation_id,
+                    State::Active,
+                    State::Committed,
+                    "",
+                    now,
+                )
+                .await?
+            {
+                self.move_lines(&mut tx, reservation_id, MovementKind::Commit, now)
+                    .await?;
+                return self.done(tx, reservation_id, true).await;
             }
-            CommitPlan::Refuse => Err(InventoryError::Released(reservation_id.to_owned())),
-            // Lost to a concurrent commit or release between the two reads:
-            // the state we read now has moved on, ask again.
-            CommitPlan::Commit => Err(InventoryError::internal("reservation changed under commit")),
-            CommitPlan::Rereserve => {
-                if !self
-                    .transition(
-                        &mut tx,
-                        reservation_id,
-                        State::Expired,
-                        State::Committed,
-                        "",
-                        now,
-                    )
-                    .await?
-                {
-                    // A concurrent commit (or release) of this expired
-                    // reservation got there first: answer what it did.
-                    let (_, now_is) = read(&mut tx, reservation_id)
-                        .await?
-                        .ok_or_else(|| InventoryError::NotFound(reservation_id.to_owned()))?;
-                    return match commit_plan(now_is.state) {
-                        CommitPlan::Done => Ok(now_is),
-                        CommitPlan::Refuse => {
-                            Err(InventoryError::Released(reservation_id.to_owned()))
-                        }
-                        _ => Err(InventoryError::internal("reservation changed under commit")),
-                    };
+            let (_, reservation) = read(&mut tx, reservation_id)
+                .await?
+                .ok_or_else(|| InventoryError::NotFound(reservation_id.to_owned()))?;
+            match commit_plan(reservation.state) {
+                CommitPlan::Done => {
+                    tx.commit().await?;
+                    return Ok(reservation);
                 }
-                for line in &reservation.lines {
-                    let moved = self
-                        .change(
+                CommitPlan::Refuse => {
+                    return Err(InventoryError::Released(reservation_id.to_owned()));
+                }
+                CommitPlan::Commit => continue,
+                CommitPlan::Rereserve => {
+                    if !self
+                        .transition(
                             &mut tx,
-                            &line.sku,
-                            &line.warehouse_id,
-                            MovementKind::Rereserve,
-                            line.quantity,
                             reservation_id,
+                            State::Expired,
+                            State::Committed,
+                            "",
                             now,
                         )
-                        .await?;
-                    if moved.is_none() {
-                        tx.rollback().await?;
-                        return Err(InventoryError::Expired(reservation_id.to_owned()));
+                        .await?
+                    {
+                        continue;
                     }
+                    for line in &reservation.lines {
+                        let moved = self
+                            .change(
+                                &mut tx,
+                                &line.sku,
+                                &line.warehouse_id,
+                                MovementKind::Rereserve,
+                                line.quantity,
+                                reservation_id,
+                                now,
+                            )
+                            .await?;
+                        if moved.is_none() {
+                            tx.rollback().await?;
+                            return Err(InventoryError::Expired(reservation_id.to_owned()));
+                        }
+                    }
+                    return self.done(tx, reservation_id, true).await;
                 }
-                let (_, committed) = read(&mut tx, reservation_id)
-                    .await?
-                    .ok_or_else(|| InventoryError::NotFound(reservation_id.to_owned()))?;
-                tx.commit().await?;
-                self.publisher.wake();
-                Ok(committed)
             }
         }
+        Err(InventoryError::Contended(reservation_id.to_owned()))
     }
 
     /// Releases a reservation (see the contract's ReleaseReservation).
     pub async fn release(&self, reservation_id: &str, reason: &str) -> Result<Reservation> {
         let now = self.now();
         let mut tx = self.db.pool().begin().await?;
-        // Twice at most: a reserve of this id that commits while we write
-        // its tombstone makes us read it again (PostgreSQL reads the newest
-        // committed row at each statement).
-        for _ in 0..2 {
+        // Rounds as in `commit`: a reserve of this id that commits while we
+        // look (or write its tombstone) is seen by the next one.
+        for _ in 0..ROUNDS {
             for (from, kind) in [
                 (State::Active, MovementKind::Release),
                 (State::Committed, MovementKind::ReleaseCommitted),
@@ -425,29 +415,37 @@ impl Store {
                     .await?
                 {
                     self.move_lines(&mut tx, reservation_id, kind, now).await?;
-                    let (_, released) = read(&mut tx, reservation_id)
-                        .await?
-                        .ok_or_else(|| InventoryError::NotFound(reservation_id.to_owned()))?;
-                    tx.commit().await?;
-                    self.publisher.wake();
-                    return Ok(released);
+                    return self.done(tx, reservation_id, true).await;
                 }
             }
             match read(&mut tx, reservation_id).await? {
-                Some((_, reservation)) => {
-                    return match release_plan(reservation.state) {
-                        ReleasePlan::Done => {
-                            tx.commit().await?;
-                            Ok(reservation)
+                Some((_, reservation)) => match release_plan(reservation.state) {
+                    ReleasePlan::Done => {
+                        tx.commit().await?;
+                        return Ok(reservation);
+                    }
+                    ReleasePlan::Refuse => {
+                        return Err(InventoryError::Shipped(reservation_id.to_owned()));
+                    }
+                    // Its units went back when it expired: only the state
+                    // changes, so that a late commit is refused.
+                    ReleasePlan::Mark => {
+                        if self
+                            .transition(
+                                &mut tx,
+                                reservation_id,
+                                State::Expired,
+                                State::Released,
+                                reason,
+                                now,
+                            )
+                            .await?
+                        {
+                            return self.done(tx, reservation_id, false).await;
                         }
-                        ReleasePlan::Refuse => {
-                            Err(InventoryError::Shipped(reservation_id.to_owned()))
-                        }
-                        ReleasePlan::Give(_) => Err(InventoryError::internal(
-                            "reservation changed under release",
-                        )),
-                    };
-                }
+                    }
+                    ReleasePlan::Give(_) => {}
+                },
                 None => {
                     let tombstone = sqlx::query(
                         "INSERT INTO reservations (reservation_id, order_id, state, fingerprint, expires_at, release_reason, created_at, updated_at) \
@@ -459,57 +457,70 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     if tombstone.rows_affected() == 1 {
-                        let (_, released) = read(&mut tx, reservation_id)
-                            .await?
-                            .ok_or_else(|| InventoryError::internal("the tombstone vanished"))?;
-                        tx.commit().await?;
-                        return Ok(released);
+                        return self.done(tx, reservation_id, false).await;
                     }
                 }
             }
         }
-        Err(InventoryError::internal(
-            "reservation kept changing under release",
-        ))
+        Err(InventoryError::Contended(reservation_id.to_owned()))
     }
 
     /// Ships a committed reservation (see the contract's ShipReservation).
     pub async fn ship(&self, reservation_id: &str) -> Result<Reservation> {
         let now = self.now();
         let mut tx = self.db.pool().begin().await?;
-        let shipped = self
-            .transition(
-                &mut tx,
-                reservation_id,
-                State::Committed,
-                State::Shipped,
-                "",
-                now,
-            )
-            .await?;
-        if shipped {
-            self.move_lines(&mut tx, reservation_id, MovementKind::Ship, now)
-                .await?;
+        for _ in 0..ROUNDS {
+            if self
+                .transition(
+                    &mut tx,
+                    reservation_id,
+                    State::Committed,
+                    State::Shipped,
+                    "",
+                    now,
+                )
+                .await?
+            {
+                self.move_lines(&mut tx, reservation_id, MovementKind::Ship, now)
+                    .await?;
+                return self.done(tx, reservation_id, true).await;
+            }
+            let (_, reservation) = read(&mut tx, reservation_id)
+                .await?
+                .ok_or_else(|| InventoryError::NotFound(reservation_id.to_owned()))?;
+            match ship_plan(reservation.state) {
+                ShipPlan::Done => {
+                    tx.commit().await?;
+                    return Ok(reservation);
+                }
+                ShipPlan::Refuse => {
+                    return Err(InventoryError::NotCommitted {
+                        reservation_id: reservation_id.to_owned(),
+                        state: reservation.state,
+                    });
+                }
+                ShipPlan::Ship => continue,
+            }
         }
+        Err(InventoryError::Contended(reservation_id.to_owned()))
+    }
+
+    /// Reads the reservation as the transaction left it and commits; wakes
+    /// the event sequencer when levels moved.
+    async fn done(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        reservation_id: &str,
+        moved: bool,
+    ) -> Result<Reservation> {
         let (_, reservation) = read(&mut tx, reservation_id)
             .await?
-            .ok_or_else(|| InventoryError::NotFound(reservation_id.to_owned()))?;
-        if shipped {
-            tx.commit().await?;
+            .ok_or_else(|| InventoryError::internal("the reservation vanished"))?;
+        tx.commit().await?;
+        if moved {
             self.publisher.wake();
-            return Ok(reservation);
         }
-        match ship_plan(reservation.state) {
-            ShipPlan::Done => {
-                tx.commit().await?;
-                Ok(reservation)
-            }
-            ShipPlan::Refuse => Err(InventoryError::NotCommitted {
-                reservation_id: reservation_id.to_owned(),
-                state: reservation.state,
-            }),
-            ShipPlan::Ship => Err(InventoryError::internal("reservation changed under ship")),
-        }
+        Ok(reservation)
     }
 
     /// Expires up to `limit` ACTIVE reservations that are due, one
@@ -526,26 +537,39 @@ impl Store {
         .await?;
         let mut expired = 0;
         for reservation_id in due {
-            let mut tx = self.db.pool().begin().await?;
-            // Conditional: a commit or release that got there first wins.
-            let changed = sqlx::query(
-                "UPDATE reservations SET state = 'EXPIRED', updated_at = $2 \
-                 WHERE reservation_id = $1 AND state = 'ACTIVE' AND expires_at <= $2",
-            )
-            .bind(&reservation_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if changed.rows_affected() == 1 {
-                self.move_lines(&mut tx, &reservation_id, MovementKind::Expire, now)
-                    .await?;
-                expired += 1;
+            // One bad reservation must not stop the others expiring.
+            match self.expire(&reservation_id, now).await {
+                Ok(true) => expired += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, reservation_id, "could not expire a reservation");
+                }
             }
-            tx.commit().await?;
         }
         if expired > 0 {
             self.publisher.wake();
         }
+        Ok(expired)
+    }
+
+    /// Expires one due reservation; whether it did (a commit or release
+    /// that got there first wins).
+    async fn expire(&self, reservation_id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.db.pool().begin().await?;
+        let changed = sqlx::query(
+            "UPDATE reservations SET state = 'EXPIRED', updated_at = $2 \
+             WHERE reservation_id = $1 AND state = 'ACTIVE' AND expires_at <= $2",
+        )
+        .bind(reservation_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let expired = changed.rows_affected() == 1;
+        if expired {
+            self.move_lines(&mut tx, reservation_id, MovementKind::Expire, now)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(expired)
     }
 
@@ -754,13 +778,13 @@ async fn read(
 
 async fn lines(conn: &mut AnyConnection, reservation_id: &str) -> Result<Vec<Line>> {
     let rows = sqlx::query(
-        "SELECT sku, warehouse_id, quantity FROM reservation_lines WHERE reservation_id = $1 \
-         ORDER BY sku, warehouse_id",
+        "SELECT sku, warehouse_id, quantity FROM reservation_lines WHERE reservation_id = $1",
     )
     .bind(reservation_id)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
+    let lines = rows
+        .iter()
         .map(|row| {
             Ok(Line {
                 sku: row.try_get("sku")?,
@@ -768,7 +792,9 @@ async fn lines(conn: &mut AnyConnection, reservation_id: &str) -> Result<Vec<Lin
                 quantity: row.try_get("quantity")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    // Lock order (byte order), whatever the database's collation is.
+    Ok(crate::domain::sorted(lines))
 }
 
 /// The level a movement left (a replayed restock's answer).

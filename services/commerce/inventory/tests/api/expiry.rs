@@ -50,9 +50,13 @@ on_each_backend!(async fn the_sweeper_expires_what_is_due_on_the_services_clock(
     assert_eq!((total.reserved, total.available), (2, 8), "only the due one gave its units back");
     let long = h.inventory.get_reservation(pb::GetReservationRequest { reservation_id: "long".into() }).await.unwrap().into_inner().reservation.unwrap();
     assert_eq!(state(&long), S::Active);
-    // Releasing an expired reservation changes nothing.
-    let released = h.inventory.release_reservation(pb::ReleaseReservationRequest { reservation_id: "short".into(), reason: String::new() }).await.unwrap().into_inner().reservation.unwrap();
-    assert_eq!(state(&released), S::Expired);
+    // Releasing an expired reservation moves no units (they are back) but
+    // marks it, so that a late commit cannot take them again.
+    let released = h.inventory.release_reservation(pb::ReleaseReservationRequest { reservation_id: "short".into(), reason: "saga cancelled".into() }).await.unwrap().into_inner().reservation.unwrap();
+    assert_eq!((state(&released), released.release_reason.as_str()), (S::Released, "saga cancelled"));
+    assert_eq!(h.total("A").await.available, 8);
+    let late = h.inventory.commit_reservation(pb::CommitReservationRequest { reservation_id: "short".into() }).await.unwrap_err();
+    assert_eq!((late.code(), reason(&late)), (Code::FailedPrecondition, "RESERVATION_RELEASED".into()));
     assert_eq!(h.total("A").await.available, 8);
     h.check_invariants(&["A"]).await;
 });

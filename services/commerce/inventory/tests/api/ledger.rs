@@ -11,7 +11,8 @@ use tonic::Code;
 
 use crate::support::*;
 
-const SKUS: [&str; 3] = ["K1", "K2", "K3"];
+// Byte order and a collation that skips punctuation disagree on these.
+const SKUS: [&str; 3] = ["TEA-SENCHA-100G", "TEAPOT-CAST-IRON", "TEA-OOLONG"];
 const WAREHOUSES: [&str; 2] = ["w1", "w2"];
 
 /// Refusals the operations may meet; anything else fails the test.
@@ -52,8 +53,12 @@ on_each_backend!(async fn after_a_random_mix_of_operations_everything_adds_up(ba
                 let id = format!("r{}", rng.u32(0..ids));
                 let answer = match rng.u32(0..100) {
                     0..=39 => {
-                        let lines = (0..rng.usize(1..=3))
-                            .map(|i| line(SKUS[i], rng.i64(1..=4)))
+                        // A random subset in a random order.
+                        let mut skus = SKUS.to_vec();
+                        rng.shuffle(&mut skus);
+                        let lines = skus[..rng.usize(1..=3)]
+                            .iter()
+                            .map(|sku| line(sku, rng.i64(1..=4)))
                             .collect();
                         inventory.reserve_stock(reserve_request(&id, lines)).await.map(drop)
                     }

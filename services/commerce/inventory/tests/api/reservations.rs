@@ -149,6 +149,12 @@ on_each_backend!(async fn a_line_goes_to_the_first_warehouse_with_enough_or_the_
     h.restock("A", "w1", 1).await;
     let split = h.inventory.reserve_stock(reserve_request("r4", vec![line("A", 3)])).await.unwrap_err();
     assert_eq!(reason(&split), "OUT_OF_STOCK");
+    let details = tonic_types::StatusExt::get_error_details(&split);
+    assert_eq!(details.precondition_failure().unwrap().violations[0].description, "3 requested, 2 available", "the best single warehouse");
+    // A SKU left to the service may not also be named with a warehouse.
+    let pinned = pb::ReservationLine { sku: "A".into(), quantity: 1, warehouse_id: "w2".into() };
+    let mixed = h.inventory.reserve_stock(reserve_request("r5", vec![pinned, line("A", 1)])).await.unwrap_err();
+    assert_eq!((mixed.code(), violated_fields(&mixed)), (Code::InvalidArgument, vec!["lines[1]".to_owned()]));
     let stock = h.inventory.get_stock(pb::GetStockRequest { sku: "A".into() }).await.unwrap().into_inner().stock.unwrap();
     let levels: Vec<(String, i64)> = stock.levels.iter().map(|l| (l.warehouse_id.clone(), l.available)).collect();
     assert_eq!(levels, [("w1".to_owned(), 1), ("w2".to_owned(), 2)]);

@@ -60,8 +60,9 @@ impl Harness {
     }
 
     /// Every level's counters equal the sums of its movements, and
-    /// `on_hand == available + reserved + committed`; `reserved` and
-    /// `committed` equal what the ACTIVE and COMMITTED reservations hold.
+    /// `on_hand == available + reserved + committed` (what the
+    /// reservations hold is checked where a test knows their ids:
+    /// `ledger.rs`).
     pub async fn check_invariants(&mut self, skus: &[&str]) {
         for sku in skus {
             let stock = self

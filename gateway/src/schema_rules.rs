@@ -78,8 +78,8 @@ pub(crate) fn constrain(schema: &mut Value, plan: &FieldPlan) {
         Shape::Map {
             min_pairs,
             max_pairs,
+            keys,
             values,
-            ..
         } => {
             let Value::Object(object) = schema else {
                 return;
@@ -94,6 +94,13 @@ pub(crate) fn constrain(schema: &mut Value, plan: &FieldPlan) {
                 (object.get_mut("additionalProperties"), plan.field.kind())
             {
                 item_keywords(inner, values, &entry.map_entry_value_field());
+            }
+            // JSON object keys are strings: a string key's rules are the
+            // names' schema.
+            if let ValueRules::String(rules) = &keys.rules {
+                let mut names = json!({"type": "string"});
+                string(&mut names, rules);
+                object.insert("propertyNames".into(), names);
             }
         }
     }

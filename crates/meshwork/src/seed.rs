@@ -5,6 +5,7 @@
 //! duplicated.
 
 use meshwork_proto::meshwork::commerce::inventory::v1 as inventory_pb;
+use meshwork_proto::meshwork::commerce::product::v1 as product_pb;
 use meshwork_proto::meshwork::finance::account::v1 as pb;
 use meshwork_proto::meshwork::finance::payment::v1 as payment_pb;
 use meshwork_proto::meshwork::finance::risk::v1 as risk_pb;
@@ -122,9 +123,287 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
         "  payment      88.00 CNY to acme-store over WeChat Pay (sandbox)  {}",
         payment.payment_id
     ));
-    let stocked = stock(channel_for_commerce).await?;
-    lines.push(stocked);
+    lines.push(catalogue(channel_for_commerce.clone()).await?);
+    lines.push(stock(channel_for_commerce).await?);
     Ok(lines.join("\n"))
+}
+
+/// The demo catalogue: (SKU, name, brand, category, EUR cents, grams).
+const CATALOGUE: &[(&str, &str, &str, &str, i64, i32)] = &[
+    (
+        "MUG-CLASSIC-WHT",
+        "Classic mug, white",
+        "Acme Home",
+        "kitchen/mugs",
+        1299,
+        350,
+    ),
+    (
+        "MUG-CLASSIC-BLU",
+        "Classic mug, blue",
+        "Acme Home",
+        "kitchen/mugs",
+        1299,
+        350,
+    ),
+    (
+        "MUG-TRAVEL-STEEL",
+        "Travel mug, steel",
+        "Acme Home",
+        "kitchen/mugs",
+        2499,
+        420,
+    ),
+    (
+        "CUP-SET-PORCELAIN",
+        "Porcelain cup set of four",
+        "Meissen Works",
+        "kitchen/cups",
+        5900,
+        1200,
+    ),
+    (
+        "TEAPOT-CAST-IRON",
+        "Cast iron teapot, 0.8 l",
+        "Nanbu Tekki",
+        "kitchen/teapots",
+        8900,
+        1600,
+    ),
+    (
+        "TEAPOT-GLASS",
+        "Glass teapot with infuser, 1 l",
+        "Clearbrew",
+        "kitchen/teapots",
+        3400,
+        700,
+    ),
+    (
+        "KETTLE-STEEL-1L",
+        "Stovetop kettle, steel, 1 l",
+        "Acme Home",
+        "kitchen/kettles",
+        3999,
+        900,
+    ),
+    (
+        "KETTLE-ELEC-GOOSE",
+        "Electric gooseneck kettle",
+        "Clearbrew",
+        "kitchen/kettles",
+        7900,
+        1300,
+    ),
+    (
+        "TEA-SENCHA-100G",
+        "Sencha green tea, 100 g",
+        "Yamamoto",
+        "grocery/tea",
+        1450,
+        120,
+    ),
+    (
+        "TEA-OOLONG-100G",
+        "Tieguanyin oolong, 100 g",
+        "Anxi Gardens",
+        "grocery/tea",
+        1890,
+        120,
+    ),
+    (
+        "TEA-EARLGREY-250G",
+        "Earl Grey, 250 g",
+        "Acme Pantry",
+        "grocery/tea",
+        1190,
+        280,
+    ),
+    (
+        "TEA-ROOIBOS-100G",
+        "Rooibos, 100 g",
+        "Cederberg",
+        "grocery/tea",
+        890,
+        120,
+    ),
+    (
+        "COFFEE-BEANS-1KG",
+        "Espresso beans, 1 kg",
+        "Acme Pantry",
+        "grocery/coffee",
+        2490,
+        1050,
+    ),
+    (
+        "COFFEE-GROUND-250G",
+        "Filter coffee, ground, 250 g",
+        "Acme Pantry",
+        "grocery/coffee",
+        790,
+        270,
+    ),
+    (
+        "HONEY-ACACIA-500G",
+        "Acacia honey, 500 g",
+        "Beehaven",
+        "grocery/pantry",
+        990,
+        650,
+    ),
+    (
+        "HEADPHONES-WL-BLK",
+        "Wireless headphones, black",
+        "Sonora",
+        "electronics/audio",
+        14900,
+        260,
+    ),
+    (
+        "HEADPHONES-WL-WHT",
+        "Wireless headphones, white",
+        "Sonora",
+        "electronics/audio",
+        14900,
+        260,
+    ),
+    (
+        "EARBUDS-ANC",
+        "Noise-cancelling earbuds",
+        "Sonora",
+        "electronics/audio",
+        19900,
+        60,
+    ),
+    (
+        "SPEAKER-BT-MINI",
+        "Bluetooth speaker, mini",
+        "Sonora",
+        "electronics/audio",
+        4900,
+        310,
+    ),
+    (
+        "LAMP-DESK-LED",
+        "LED desk lamp",
+        "Lumen",
+        "home/lighting",
+        5900,
+        1100,
+    ),
+    (
+        "LAMP-FLOOR-ARC",
+        "Arc floor lamp",
+        "Lumen",
+        "home/lighting",
+        18900,
+        7800,
+    ),
+    (
+        "BULB-SMART-E27",
+        "Smart bulb, E27",
+        "Lumen",
+        "home/lighting",
+        1990,
+        80,
+    ),
+    (
+        "CANDLE-SOY-CEDAR",
+        "Soy candle, cedar",
+        "Beehaven",
+        "home/decor",
+        1590,
+        400,
+    ),
+    (
+        "THROW-WOOL-GREY",
+        "Wool throw, grey",
+        "Highland Mills",
+        "home/textiles",
+        8900,
+        1400,
+    ),
+    (
+        "CUSHION-LINEN-SAND",
+        "Linen cushion, sand",
+        "Highland Mills",
+        "home/textiles",
+        2990,
+        500,
+    ),
+    (
+        "NOTEBOOK-A5-DOT",
+        "Dotted notebook, A5",
+        "Papier",
+        "office/paper",
+        1290,
+        300,
+    ),
+    (
+        "PEN-FOUNTAIN-BLK",
+        "Fountain pen, black",
+        "Papier",
+        "office/writing",
+        3490,
+        40,
+    ),
+    (
+        "PLANNER-2027",
+        "Weekly planner 2027",
+        "Papier",
+        "office/paper",
+        1990,
+        450,
+    ),
+    (
+        "BACKPACK-DAY-20L",
+        "Daypack, 20 l",
+        "Trailhead",
+        "outdoor/bags",
+        6900,
+        800,
+    ),
+    (
+        "BOTTLE-STEEL-750",
+        "Insulated bottle, 750 ml",
+        "Trailhead",
+        "outdoor/hydration",
+        2990,
+        380,
+    ),
+];
+
+/// Adds the demo catalogue (once: fixed request ids).
+async fn catalogue(channel: client::MeshChannel) -> anyhow::Result<String> {
+    let mut products = product_pb::product_service_client::ProductServiceClient::new(channel);
+    for (sku, name, brand, category, cents, grams) in CATALOGUE {
+        products
+            .create_product(product_pb::CreateProductRequest {
+                request_id: format!("seed-product-{sku}"),
+                sku: (*sku).to_owned(),
+                product: Some(product_pb::Product {
+                    name: (*name).to_owned(),
+                    description: format!("{name}, from {brand}."),
+                    brand: (*brand).to_owned(),
+                    category: (*category).to_owned(),
+                    price: Some(PositiveMoney {
+                        currency: "EUR".to_owned(),
+                        amount_minor: *cents,
+                    }),
+                    weight_grams: *grams,
+                    ..Default::default()
+                }),
+            })
+            .await?;
+    }
+    let categories: std::collections::BTreeSet<&str> = CATALOGUE
+        .iter()
+        .map(|p| p.3.split('/').next().unwrap_or(p.3))
+        .collect();
+    Ok(format!(
+        "  catalogue    {} products in {} categories (GET /v1/products?category=kitchen)",
+        CATALOGUE.len(),
+        categories.len()
+    ))
 }
 
 /// Demo stock: (SKU, warehouse, units). Two warehouses, so that a

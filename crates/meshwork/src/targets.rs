@@ -16,6 +16,7 @@ pub const GATEWAY: &str = "gateway";
 /// connect lazily).
 pub static SERVICES: &[&Service] = &[
     &commerce_inventory::SERVICE,
+    &commerce_product::SERVICE,
     &finance_account::SERVICE,
     &finance_audit::SERVICE,
     &finance_payment::SERVICE,

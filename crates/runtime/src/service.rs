@@ -144,6 +144,7 @@ pub struct StartContext {
     pub(crate) probes: Vec<Arc<dyn Probe>>,
     pub(crate) jobs: Vec<Job>,
     publisher: Option<Publisher>,
+    optional_cache: bool,
     // A mutex only to make the context `Sync` (futures are not), so that
     // start functions may hold `&ctx` across an await.
     pub(crate) tasks: Mutex<Vec<(String, BoxFuture<'static, anyhow::Result<()>>)>>,
@@ -159,6 +160,7 @@ impl StartContext {
             probes: Vec::new(),
             jobs: Vec::new(),
             publisher: None,
+            optional_cache: false,
             tasks: Mutex::new(Vec::new()),
         }
     }
@@ -209,9 +211,23 @@ impl StartContext {
                 }
             }
         };
-        self.probes.extend(storage.probes());
+        let optional_cache = self.optional_cache;
+        self.probes.extend(
+            storage
+                .probes()
+                .into_iter()
+                .filter(|probe| !(optional_cache && probe.name() == "cache")),
+        );
         self.storage = Some(storage.clone());
         Ok(storage)
+    }
+
+    /// Declares that the service serves without its cache's Redis (it
+    /// reads through to the database): a Redis outage then leaves it
+    /// SERVING instead of taking every replica out of rotation. Call before
+    /// [`StartContext::storage`].
+    pub fn cache_is_optional(&mut self) {
+        self.optional_cache = true;
     }
 
     /// Expiring shared counters (Redis when configured, else in-process) in

@@ -48,17 +48,27 @@ impl Violation {
 pub fn invalid_argument(violations: &[Violation]) -> Status {
     let message = match violations {
         [one] => format!("invalid {}: {}", one.field, one.description),
+        many if many.len() > MAX_VIOLATIONS => format!(
+            "{} invalid fields (the first {MAX_VIOLATIONS} are listed)",
+            many.len()
+        ),
         many => format!("{} invalid fields", many.len()),
     };
+    // The details travel in a header, which HTTP/2 bounds: a thousand bad
+    // items of a batch must not turn a refusal into a protocol error.
     let mut details = ErrorDetails::with_bad_request(
         violations
             .iter()
+            .take(MAX_VIOLATIONS)
             .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
             .collect::<Vec<_>>(),
     );
     details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, []);
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
+
+/// Field violations listed in one status at most.
+pub const MAX_VIOLATIONS: usize = 50;
 
 /// The compiled rules of a descriptor pool.
 #[derive(Debug)]

@@ -190,3 +190,21 @@ fn the_status_carries_every_field_violation() {
     assert_eq!(bad.field_violations.len(), 2);
     assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
 }
+
+#[test]
+fn a_refusal_lists_a_bounded_number_of_violations() {
+    let many: Vec<Violation> = (0..1000)
+        .map(|i| Violation::new(&format!("skus[{i}]"), "must match a pattern"))
+        .collect();
+    let status = invalid_argument(&many);
+    assert_eq!(
+        status.message(),
+        "1000 invalid fields (the first 50 are listed)"
+    );
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    assert_eq!(
+        details.bad_request().unwrap().field_violations.len(),
+        MAX_VIOLATIONS
+    );
+    assert!(status.details().len() < 8 * 1024, "fits a header");
+}

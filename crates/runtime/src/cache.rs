@@ -141,10 +141,103 @@ struct Shared {
     /// Until when Redis is skipped after it failed (ms since `epoch`).
     down_until: std::sync::atomic::AtomicU64,
     epoch: std::time::Instant,
+    /// What writers could not do in Redis: it may still hold the old
+    /// versions, and other replicas were not told. Done as soon as Redis
+    /// answers again.
+    dirty: Dirty,
     channel: String,
     ttl: Duration,
     negative_ttl: Duration,
     jitter: f64,
+}
+
+/// See [`Shared::dirty`]: by key (without the namespace).
+type Dirty = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Repair>>>;
+
+/// A writer's change that is still to reach Redis.
+#[derive(Debug, Clone)]
+enum Repair {
+    /// Store this entry (version, entry, TTL in seconds) if it is newer
+    /// than Redis's, then tell the other replicas.
+    Store(i64, Bytes, u64),
+    /// Delete the key, then tell the other replicas.
+    Delete,
+    /// Only tell the other replicas (Redis has the value).
+    Publish,
+}
+
+impl Repair {
+    /// The one to keep when a key needs two: a store of a newer version
+    /// wins over an older one, a delete over a store made before it.
+    fn merge(self, later: Repair) -> Repair {
+        match (self, later) {
+            (Repair::Store(v1, e1, t1), Repair::Store(v2, ..)) if v2 < v1 => {
+                Repair::Store(v1, e1, t1)
+            }
+            (_, later @ (Repair::Store(..) | Repair::Delete)) => later,
+            (earlier, Repair::Publish) => earlier,
+        }
+    }
+}
+
+/// Does what writers could not (see [`Shared::dirty`]) over `conn`;
+/// what fails stays to do.
+async fn repair<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    namespace: &str,
+    channel: &str,
+    dirty: &Dirty,
+) -> Result<(), redis::RedisError> {
+    let pending: Vec<(String, Repair)> = {
+        let mut dirty = dirty.lock().unwrap_or_else(|e| e.into_inner());
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        std::mem::take(&mut *dirty).into_iter().collect()
+    };
+    let mut left = pending.into_iter();
+    while let Some((key, what)) = left.next() {
+        let shared_key = format!("{namespace}:{key}");
+        let done: Result<(), redis::RedisError> = async {
+            match &what {
+                Repair::Store(version, entry, ttl) => {
+                    STORE_IF_NEWER
+                        .key(&shared_key)
+                        .arg(*version)
+                        .arg(entry.as_ref())
+                        .arg(*ttl)
+                        .invoke_async::<i64>(conn)
+                        .await?;
+                }
+                Repair::Delete => {
+                    redis::cmd("DEL")
+                        .arg(&shared_key)
+                        .query_async::<()>(conn)
+                        .await?
+                }
+                Repair::Publish => {}
+            }
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(&key)
+                .query_async::<()>(conn)
+                .await
+        }
+        .await;
+        if let Err(error) = done {
+            let mut dirty = dirty.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, what) in std::iter::once((key, what)).chain(left) {
+                let merged = match dirty.remove(&key) {
+                    // A writer added one meanwhile: it is the later.
+                    Some(newer) => what.merge(newer),
+                    None => what,
+                };
+                dirty.insert(key, merged);
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
 }
 
 /// The longest a Redis call waits, and how long Redis is left alone after
@@ -153,8 +246,8 @@ const REDIS_WAIT: Duration = Duration::from_secs(1);
 
 impl Shared {
     /// The connection, unless Redis failed less than [`REDIS_WAIT`] ago
-    /// (a breaker: while Redis is down, reads go straight to the source
-    /// instead of each waiting for it).
+    /// (a breaker: while Redis is down, calls go on without it instead of
+    /// each waiting for it).
     fn conn(&self) -> Option<ConnectionManager> {
         use std::sync::atomic::Ordering;
         let now = self.epoch.elapsed().as_millis() as u64;
@@ -168,6 +261,31 @@ impl Shared {
         self.down_until.store(until, Ordering::Relaxed);
     }
 
+    /// Remembers a writer's change of `key` that did not reach Redis.
+    fn mark_dirty(&self, key: &str, what: Repair) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        let merged = match dirty.remove(key) {
+            Some(earlier) => earlier.merge(what),
+            None => what,
+        };
+        dirty.insert(key.to_owned(), merged);
+    }
+
+    /// Does what writers could not (after a call went through: Redis is
+    /// back), before anyone reads the old versions.
+    /// Whether nothing is left to repair: until then Redis may hold
+    /// versions older than the database's, and readers must not use it.
+    async fn clean(&self, conn: &mut ConnectionManager, namespace: &str) -> bool {
+        match repair(conn, namespace, &self.channel, &self.dirty).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "cache: writes that missed Redis not repaired yet");
+                self.failed();
+                false
+            }
+        }
+    }
+
     /// A jittered Redis lifetime for `entry`, in whole seconds (≥ 1).
     fn ttl_secs(&self, entry: &Bytes) -> u64 {
         let negative = split(entry).is_some_and(|(_, payload)| payload.is_empty());
@@ -178,6 +296,17 @@ impl Shared {
         };
         jittered(ttl, self.jitter).as_secs().max(1)
     }
+}
+
+/// What a compare-and-set in Redis did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Stored.
+    Yes,
+    /// Redis holds a newer version.
+    Newer,
+    /// Redis failed, is skipped for now, or is not in use.
+    No,
 }
 
 impl Cache {
@@ -196,9 +325,9 @@ impl Cache {
             None => (None, None),
             Some(url) => {
                 let client = redis::Client::open(url.as_str())?;
-                // Bounded waits: a Redis that stops answering must cost a
-                // read a second at most, not hang it (then the breaker
-                // below keeps reads off Redis for a while).
+                // Bounded waits: a Redis that stops answering costs a call
+                // a second at most, not a hang (and then the breaker keeps
+                // calls off Redis for a while).
                 let manager = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(REDIS_WAIT))
                     .set_response_timeout(Some(REDIS_WAIT))
@@ -207,14 +336,22 @@ impl Cache {
                 let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
                 let channel = format!("{}:invalidate", config.namespace);
                 let stop = CancellationToken::new();
-                let subscribed =
-                    listen_for_invalidations(client, channel.clone(), local.clone(), stop.clone())
-                        .await?;
+                let dirty = Dirty::default();
+                let subscribed = listen_for_invalidations(
+                    client,
+                    config.namespace.clone(),
+                    channel.clone(),
+                    local.clone(),
+                    dirty.clone(),
+                    stop.clone(),
+                )
+                .await?;
                 tokio::spawn(subscribed);
                 let shared = Shared {
                     conn,
                     down_until: std::sync::atomic::AtomicU64::new(0),
                     epoch: std::time::Instant::now(),
+                    dirty,
                     channel,
                     ttl: config.shared_ttl,
                     negative_ttl: config.negative_ttl,
@@ -244,46 +381,32 @@ impl Cache {
 
     /// The cached value of `key`, from the nearest level that has it.
     pub async fn get(&self, key: &str) -> Option<Bytes> {
-        let entry = self.get_entry(key).await?;
-        present(&entry)
-    }
-
-    async fn get_entry(&self, key: &str) -> Option<Bytes> {
-        if let Some(value) = self.inner.local.get(key).await {
-            return Some(value);
+        if let Some(entry) = self.inner.local.get(key).await {
+            return present(&entry);
         }
-        let value = self.get_shared(key).await?;
-        self.inner.local.insert(key.to_owned(), value.clone()).await;
-        Some(value)
+        let entry = self.get_shared(key).await?;
+        self.store_local_entry(key, entry.clone()).await;
+        present(&entry)
     }
 
     /// Stores `value`, read at `version`, unless a newer version is cached.
     /// For read-through: call after loading from the source of truth.
     pub async fn store(&self, key: &str, version: i64, value: Bytes) {
         let entry = join(version, &value);
-        if self.store_shared(key, version, &entry, false).await == Shared::NEWER {
+        match self.store_shared(key, version, &entry).await {
             // Redis holds a newer version: this one must not be kept anywhere.
-            return;
+            Stored::Newer => {}
+            Stored::Yes | Stored::No => self.store_local(key, version, entry).await,
         }
-        self.store_local(key, version, entry).await;
     }
 
-    /// Compare-and-set of `entry` in Redis: stored, refused because Redis
-    /// holds a newer version, or not stored because Redis failed (or is
-    /// not in use).
-    /// A reader's store (`for_reader`) skips Redis while it is down; a
-    /// writer's always tries, since other replicas depend on it.
-    async fn store_shared(&self, key: &str, version: i64, entry: &Bytes, for_reader: bool) -> i64 {
+    /// Compare-and-set of `entry` in Redis.
+    async fn store_shared(&self, key: &str, version: i64, entry: &Bytes) -> Stored {
         let Some(shared) = &self.inner.shared else {
-            return Shared::FAILED;
+            return Stored::No;
         };
-        let conn = if for_reader {
-            shared.conn()
-        } else {
-            Some(shared.conn.clone())
-        };
-        let Some(mut conn) = conn else {
-            return Shared::FAILED;
+        let Some(mut conn) = shared.conn() else {
+            return Stored::No;
         };
         let stored: Result<i64, _> = STORE_IF_NEWER
             .key(self.shared_key(key))
@@ -293,12 +416,12 @@ impl Cache {
             .invoke_async(&mut conn)
             .await;
         match stored {
-            Ok(1) => Shared::STORED,
-            Ok(_) => Shared::NEWER,
+            Ok(1) => Stored::Yes,
+            Ok(_) => Stored::Newer,
             Err(error) => {
                 tracing::warn!(%error, "cache write failed");
                 shared.failed();
-                Shared::FAILED
+                Stored::No
             }
         }
     }
@@ -308,6 +431,11 @@ impl Cache {
     async fn get_shared(&self, key: &str) -> Option<Bytes> {
         let shared = self.inner.shared.as_ref()?;
         let mut conn = shared.conn()?;
+        // Keys a writer could not reach go first, so nobody reads their
+        // old version back.
+        if !shared.clean(&mut conn, &self.inner.namespace).await {
+            return None;
+        }
         let found: Result<Option<Vec<u8>>, _> = redis::cmd("GET")
             .arg(self.shared_key(key))
             .query_async(&mut conn)
@@ -325,31 +453,46 @@ impl Cache {
     /// Read-through of `key`: the nearest level that has it, else `load`,
     /// whose answer (a payload at a version, or `None` for "no such thing")
     /// is cached at both levels. Concurrent misses of one key in this
-    /// process wait for one load. `Ok(None)` is a (cached) absence.
+    /// process wait for one load, and a load never replaces what a writer
+    /// stored meanwhile (both run under the key's lock in moka).
+    /// `Ok(None)` is a (cached) absence.
     pub async fn get_or_load<E, Fut>(
         &self,
         key: &str,
         load: impl FnOnce() -> Fut,
-    ) -> Result<Option<Bytes>, Arc<E>>
+    ) -> Result<Option<Bytes>, E>
     where
         Fut: std::future::Future<Output = Result<Option<(i64, Bytes)>, E>>,
         E: Send + Sync + 'static,
     {
-        let entry = self
+        if let Some(entry) = self.inner.local.get(key).await {
+            return Ok(present(&entry));
+        }
+        let computed = self
             .inner
             .local
-            .try_get_with(key.to_owned(), async {
-                if let Some(entry) = self.get_shared(key).await {
-                    return Ok(entry);
+            .entry(key.to_owned())
+            .and_try_compute_with(|current| async move {
+                // Someone loaded (or wrote) it while we waited for the lock.
+                if current.is_some() {
+                    return Ok(moka::ops::compute::Op::Nop);
                 }
-                let entry = match load().await? {
-                    Some((version, payload)) => join(version, &payload),
-                    None => join(ABSENT, b""),
+                let entry = match self.get_shared(key).await {
+                    Some(entry) => entry,
+                    None => {
+                        let loaded = match load().await? {
+                            Some((version, payload)) => join(version, &payload),
+                            None => join(ABSENT, b""),
+                        };
+                        self.share_loaded(key, loaded).await
+                    }
                 };
-                Ok(self.share_loaded(key, entry).await)
+                Ok(moka::ops::compute::Op::Put(entry))
             })
             .await?;
-        Ok(present(&entry))
+        Ok(computed
+            .into_entry()
+            .and_then(|entry| present(entry.value())))
     }
 
     /// Read-through of many keys at once: in-process first, then one MGET
@@ -371,6 +514,7 @@ impl Cache {
         let mut missing: Vec<usize> = (0..keys.len()).filter(|&i| entries[i].is_none()).collect();
         if let (Some(shared), false) = (&self.inner.shared, missing.is_empty())
             && let Some(mut conn) = shared.conn()
+            && shared.clean(&mut conn, &self.inner.namespace).await
         {
             let names: Vec<String> = missing.iter().map(|&i| self.shared_key(&keys[i])).collect();
             let found: Result<Vec<Option<Vec<u8>>>, _> =
@@ -380,10 +524,7 @@ impl Cache {
                     for (&i, value) in missing.iter().zip(found) {
                         if let Some(value) = value {
                             let value = Bytes::from(value);
-                            self.inner
-                                .local
-                                .insert(keys[i].clone(), value.clone())
-                                .await;
+                            self.store_local_entry(&keys[i], value.clone()).await;
                             entries[i] = Some(value);
                         }
                     }
@@ -420,7 +561,7 @@ impl Cache {
     /// version (a writer got there while we read), that one is the answer.
     async fn share_loaded(&self, key: &str, entry: Bytes) -> Bytes {
         let version = split(&entry).map_or(ABSENT, |(v, _)| v);
-        if self.store_shared(key, version, &entry, true).await == Shared::NEWER
+        if self.store_shared(key, version, &entry).await == Stored::Newer
             && let Some(newer) = self.get_shared(key).await
         {
             return newer;
@@ -434,10 +575,25 @@ impl Cache {
     }
 
     /// Stores the value a writer just committed at `version`, and makes every
-    /// other replica drop its in-process copy.
+    /// other replica drop its in-process copy. When Redis cannot be reached
+    /// the key is remembered and deleted from Redis once it answers again
+    /// (until then other replicas may serve their copy for `local_ttl`).
     pub async fn replace(&self, key: &str, version: i64, value: Bytes) {
-        self.store(key, version, value).await;
-        self.broadcast(key).await;
+        let entry = join(version, &value);
+        let stored = self.store_shared(key, version, &entry).await;
+        let entry_copy = entry.clone();
+        if stored != Stored::Newer {
+            self.store_local(key, version, entry).await;
+        }
+        let Some(shared) = &self.inner.shared else {
+            return;
+        };
+        if stored == Stored::No {
+            let ttl = shared.ttl_secs(&entry_copy);
+            shared.mark_dirty(key, Repair::Store(version, entry_copy, ttl));
+            return;
+        }
+        self.broadcast(shared, key).await;
     }
 
     async fn store_local(&self, key: &str, version: i64, entry: Bytes) {
@@ -453,44 +609,60 @@ impl Cache {
             .await;
     }
 
-    async fn broadcast(&self, key: &str) {
-        if let Some(shared) = &self.inner.shared {
-            let mut conn = shared.conn.clone();
-            let published: Result<(), _> = redis::cmd("PUBLISH")
-                .arg(&shared.channel)
-                .arg(key)
-                .query_async(&mut conn)
-                .await;
-            if let Err(error) = published {
-                tracing::error!(%error, "cache eviction broadcast failed; other replicas stale until TTL");
+    async fn broadcast(&self, shared: &Shared, key: &str) {
+        let Some(mut conn) = shared.conn() else {
+            shared.mark_dirty(key, Repair::Publish);
+            return;
+        };
+        let published: Result<(), _> = redis::cmd("PUBLISH")
+            .arg(&shared.channel)
+            .arg(key)
+            .query_async(&mut conn)
+            .await;
+        match published {
+            Ok(()) => {
+                shared.clean(&mut conn, &self.inner.namespace).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cache eviction broadcast failed; retried when Redis answers");
                 shared.failed();
+                shared.mark_dirty(key, Repair::Publish);
             }
         }
     }
 
     /// Drops `key` at every level, in every replica.
     pub async fn invalidate(&self, key: &str) {
-        if let Some(shared) = &self.inner.shared {
-            let mut conn = shared.conn.clone();
-            let done: Result<(), redis::RedisError> = async {
-                redis::cmd("DEL")
-                    .arg(self.shared_key(key))
-                    .query_async::<()>(&mut conn)
-                    .await?;
-                redis::cmd("PUBLISH")
-                    .arg(&shared.channel)
-                    .arg(key)
-                    .query_async::<()>(&mut conn)
-                    .await
+        self.inner.local.invalidate(key).await;
+        let Some(shared) = &self.inner.shared else {
+            return;
+        };
+        let Some(mut conn) = shared.conn() else {
+            shared.mark_dirty(key, Repair::Delete);
+            return;
+        };
+        let done: Result<(), redis::RedisError> = async {
+            redis::cmd("DEL")
+                .arg(self.shared_key(key))
+                .query_async::<()>(&mut conn)
+                .await?;
+            redis::cmd("PUBLISH")
+                .arg(&shared.channel)
+                .arg(key)
+                .query_async::<()>(&mut conn)
+                .await
+        }
+        .await;
+        match done {
+            Ok(()) => {
+                shared.clean(&mut conn, &self.inner.namespace).await;
             }
-            .await;
-            if let Err(error) = done {
-                // The entry lives on until its TTL; say so loudly.
-                tracing::error!(%error, "cache invalidation failed; stale until TTL");
+            Err(error) => {
+                tracing::error!(%error, "cache invalidation failed; retried when Redis answers");
                 shared.failed();
+                shared.mark_dirty(key, Repair::Delete);
             }
         }
-        self.inner.local.invalidate(key).await;
     }
 
     /// A health probe (PING) when Redis is in use.
@@ -508,11 +680,15 @@ impl Cache {
 }
 
 /// Subscribes before returning (so no invalidation published after
-/// `connect` is missed), then yields the loop that applies them.
+/// `connect` is missed), then yields the loop that applies them. After a
+/// reconnection it deletes the keys writers could not reach meanwhile and
+/// drops every in-process entry (invalidations may have been missed).
 async fn listen_for_invalidations(
     client: redis::Client,
+    namespace: String,
     channel: String,
     local: moka::future::Cache<String, Bytes>,
+    dirty: Dirty,
     stop: CancellationToken,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, redis::RedisError> {
     let mut pubsub = client.get_async_pubsub().await?;
@@ -522,8 +698,11 @@ async fn listen_for_invalidations(
         loop {
             let mut current = match pubsub.take() {
                 Some(current) => current,
-                None => match resubscribe(&client, &channel).await {
-                    Ok(current) => current,
+                None => match resubscribe(&client, &namespace, &channel, &dirty).await {
+                    Ok(current) => {
+                        local.invalidate_all();
+                        current
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "cache invalidation channel down; retrying");
                         tokio::select! {
@@ -533,26 +712,37 @@ async fn listen_for_invalidations(
                     }
                 },
             };
-            {
-                let mut messages = current.on_message();
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        message = messages.next() => match message {
-                            Some(message) => {
-                                if let Ok(key) = message.get_payload::<String>() {
-                                    local.invalidate(&key).await;
-                                }
+            let mut messages = current.on_message();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    message = messages.next() => match message {
+                        Some(message) => {
+                            if let Ok(key) = message.get_payload::<String>() {
+                                local.invalidate(&key).await;
                             }
-                            None => break,
-                        },
-                    }
+                        }
+                        None => break,
+                    },
                 }
             }
-            // Invalidations may have been missed while disconnected.
-            local.invalidate_all();
         }
     })
+}
+
+/// Subscribes again, and does what writers could not while Redis was away
+/// (before anyone reads the old versions into memory again).
+async fn resubscribe(
+    client: &redis::Client,
+    namespace: &str,
+    channel: &str,
+    dirty: &Dirty,
+) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    repair(&mut conn, namespace, channel, dirty).await?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
 }
 
 /// Compare-and-set on the version prefix ("<version>:<payload>").
@@ -571,12 +761,6 @@ static STORE_IF_NEWER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock:
         ",
     )
 });
-
-impl Shared {
-    const STORED: i64 = 1;
-    const NEWER: i64 = 0;
-    const FAILED: i64 = -1;
-}
 
 /// The payload of an entry; `None` for a negative entry.
 fn present(entry: &Bytes) -> Option<Bytes> {
@@ -597,15 +781,6 @@ fn split(entry: &Bytes) -> Option<(i64, Bytes)> {
     let colon = entry.iter().position(|b| *b == b':')?;
     let version = std::str::from_utf8(&entry[..colon]).ok()?.parse().ok()?;
     Some((version, entry.slice(colon + 1..)))
-}
-
-async fn resubscribe(
-    client: &redis::Client,
-    channel: &str,
-) -> Result<redis::aio::PubSub, redis::RedisError> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
 }
 
 struct RedisProbe {
@@ -695,6 +870,44 @@ mod tests {
         // A write replaces the negative entry.
         cache.replace("nope", 1, Bytes::from_static(b"made")).await;
         assert_eq!(cache.get("nope").await.as_deref(), Some(&b"made"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_slow_load_never_puts_back_an_older_version_than_a_write() {
+        let cache = Cache::connect(&memory()).await.unwrap();
+        let (loaded, go) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let reader = {
+            let (cache, loaded, go) = (cache.clone(), loaded.clone(), go.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load::<(), _>("p1", || async move {
+                        // Read v7 from the database, then stall.
+                        loaded.notify_one();
+                        go.notified().await;
+                        Ok(Some((7, Bytes::from_static(b"old"))))
+                    })
+                    .await
+                    .unwrap()
+            })
+        };
+        loaded.notified().await;
+        // A writer commits v8 while the reader holds v7.
+        let writer = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.replace("p1", 8, Bytes::from_static(b"new")).await })
+        };
+        tokio::task::yield_now().await;
+        go.notify_one();
+        reader.await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(
+            cache.get("p1").await.as_deref(),
+            Some(&b"new"[..]),
+            "v8 stays"
+        );
     }
 
     #[tokio::test]

@@ -47,7 +47,7 @@ impl Violation {
 /// violation, and `ErrorInfo` reason `INVALID_ARGUMENT`.
 pub fn invalid_argument(violations: &[Violation]) -> Status {
     let message = match violations {
-        [one] => format!("invalid {}: {}", one.field, one.description),
+        [one] => format!("invalid {}: {}", clip(&one.field), clip(&one.description)),
         many if many.len() > MAX_VIOLATIONS => format!(
             "{} invalid fields (the first {MAX_VIOLATIONS} are listed)",
             many.len()
@@ -60,11 +60,23 @@ pub fn invalid_argument(violations: &[Violation]) -> Status {
         violations
             .iter()
             .take(MAX_VIOLATIONS)
+            .map(|v| Violation::new(&clip(&v.field), clip(&v.description)))
             .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
             .collect::<Vec<_>>(),
     );
     details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, []);
     Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// At most this many characters of a field path or description in a
+/// status (a map key from the request is part of its path).
+const MAX_TEXT: usize = 200;
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// Field violations listed in one status at most.

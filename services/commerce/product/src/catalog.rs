@@ -12,6 +12,7 @@
 
 use bytes::Bytes;
 use meshwork_runtime::cache::Cache;
+use meshwork_runtime::claimed::Applied;
 
 use crate::domain::{Fields, Product};
 use crate::error::ProductError;
@@ -94,9 +95,8 @@ impl Catalog {
         sku: &str,
         fields: &Fields,
     ) -> Result<Product, ProductError> {
-        let product = self.store.create(request_id, sku, fields).await?;
-        self.changed(&product).await?;
-        Ok(product)
+        let written = self.store.create(request_id, sku, fields).await?;
+        self.changed(written).await
     }
 
     /// Replaces a product's fields.
@@ -107,27 +107,35 @@ impl Catalog {
         fields: &Fields,
         expected_version: i64,
     ) -> Result<Product, ProductError> {
-        let product = self
+        let written = self
             .store
             .update(request_id, sku, fields, expected_version)
             .await?;
-        self.changed(&product).await?;
-        Ok(product)
+        self.changed(written).await
     }
 
     /// Deletes a product.
     pub async fn delete(&self, request_id: &str, sku: &str) -> Result<Product, ProductError> {
-        let product = self.store.delete(request_id, sku).await?;
-        self.changed(&product).await?;
-        Ok(product)
+        let written = self.store.delete(request_id, sku).await?;
+        self.changed(written).await
     }
 
-    /// Puts the state just committed in the cache, in every replica (a
-    /// replayed write puts back the version it made, which a newer one in
-    /// the cache outranks).
-    async fn changed(&self, product: &Product) -> Result<(), ProductError> {
-        let (version, bytes) = entry(product)?;
-        self.cache.replace(&key(&product.sku), version, bytes).await;
-        Ok(())
+    /// Puts the state just committed in the cache, in every replica. A
+    /// replayed write answers the version it made long ago, which must not
+    /// go back into the cache: it only drops the cached copy (in case the
+    /// first attempt committed but never got to the cache).
+    async fn changed(
+        &self,
+        (product, applied): (Product, Applied),
+    ) -> Result<Product, ProductError> {
+        let key = key(&product.sku);
+        match applied {
+            Applied::Now => {
+                let (version, bytes) = entry(&product)?;
+                self.cache.replace(&key, version, bytes).await;
+            }
+            Applied::Earlier => self.cache.invalidate(&key).await,
+        }
+        Ok(product)
     }
 }

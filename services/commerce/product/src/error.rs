@@ -1,8 +1,6 @@
 //! Everything that can go wrong in commerce.product, and the one mapping of
 //! it to gRPC statuses. Reasons in `ErrorInfo` are stable.
 
-use std::sync::Arc;
-
 use meshwork_runtime::errors::{self, Common};
 use tonic::Status;
 
@@ -22,10 +20,6 @@ pub enum ProductError {
         current: i64,
         expected: i64,
     },
-    /// A read that several callers waited on failed (the cache shares one
-    /// load between them, and its error).
-    #[error(transparent)]
-    Shared(Arc<ProductError>),
     /// What every service shares: invalid requests, reused request ids,
     /// the database, anything else.
     #[error(transparent)]
@@ -40,7 +34,6 @@ impl ProductError {
         use ProductError::*;
         match self {
             Common(common) => common.status(),
-            Shared(shared) => shared.status(),
             NotFound(sku) => errors::not_found("product", &format!("products/{sku}")),
             AlreadyExists(_) => errors::already_exists("PRODUCT_EXISTS", &self.to_string()),
             VersionMismatch { .. } => errors::aborted("VERSION_MISMATCH", &self.to_string()),
@@ -51,11 +44,5 @@ impl ProductError {
 impl From<ProductError> for Status {
     fn from(error: ProductError) -> Self {
         error.status()
-    }
-}
-
-impl From<Arc<ProductError>> for ProductError {
-    fn from(shared: Arc<ProductError>) -> Self {
-        Self::Shared(shared)
     }
 }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use meshwork_runtime::claimed::Applied;
 use meshwork_runtime::db::Database;
 use meshwork_runtime::events::{self, NewEvent, Publisher};
 use meshwork_runtime::idempotency::{self, Claim};
@@ -76,13 +77,18 @@ impl Store {
     }
 
     /// Adds `sku`; a deleted SKU may be added again (a new version).
-    pub async fn create(&self, request_id: &str, sku: &str, fields: &Fields) -> Result<Product> {
+    pub async fn create(
+        &self,
+        request_id: &str,
+        sku: &str,
+        fields: &Fields,
+    ) -> Result<(Product, Applied)> {
         let now = self.clock.now_micros();
         let fingerprint = fields.fingerprint("create", sku, 0);
         let mut tx = self.db.pool().begin().await?;
         if let Some(done) = replay(&mut tx, request_id, &fingerprint, now).await? {
             tx.commit().await?;
-            return Ok(done);
+            return done.map(|p| (p, Applied::Earlier));
         }
         let attributes =
             serde_json::to_string(&fields.attributes).map_err(ProductError::internal)?;
@@ -104,11 +110,14 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Err(ProductError::AlreadyExists(sku.to_owned()));
+            drop(tx);
+            return self
+                .refused(request_id, &fingerprint, sku, Refusal::Exists, now)
+                .await;
         };
         let product = product_of(&row)?;
         self.written(tx, request_id, &product).await?;
-        Ok(product)
+        Ok((product, Applied::Now))
     }
 
     /// Replaces the fields of `sku`, at `expected_version` when not 0.
@@ -118,13 +127,13 @@ impl Store {
         sku: &str,
         fields: &Fields,
         expected_version: i64,
-    ) -> Result<Product> {
+    ) -> Result<(Product, Applied)> {
         let now = self.clock.now_micros();
         let fingerprint = fields.fingerprint("update", sku, expected_version);
         let mut tx = self.db.pool().begin().await?;
         if let Some(done) = replay(&mut tx, request_id, &fingerprint, now).await? {
             tx.commit().await?;
-            return Ok(done);
+            return done.map(|p| (p, Applied::Earlier));
         }
         let attributes =
             serde_json::to_string(&fields.attributes).map_err(ProductError::internal)?;
@@ -144,28 +153,31 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Err(match missed(&mut tx, sku).await? {
-                Missed::NotFound => ProductError::NotFound(sku.to_owned()),
-                Missed::Version(current) => ProductError::VersionMismatch {
-                    sku: sku.to_owned(),
+            let refusal = match missed(&mut tx, sku).await? {
+                Missed::NotFound => Refusal::Missing,
+                Missed::Version(current) => Refusal::Version {
                     current,
                     expected: expected_version,
                 },
-            });
+            };
+            drop(tx);
+            return self
+                .refused(request_id, &fingerprint, sku, refusal, now)
+                .await;
         };
         let product = product_of(&row)?;
         self.written(tx, request_id, &product).await?;
-        Ok(product)
+        Ok((product, Applied::Now))
     }
 
     /// Deletes `sku` (its row stays, marked, at a new version).
-    pub async fn delete(&self, request_id: &str, sku: &str) -> Result<Product> {
+    pub async fn delete(&self, request_id: &str, sku: &str) -> Result<(Product, Applied)> {
         let now = self.clock.now_micros();
         let fingerprint = idempotency::fingerprint(&["delete", sku]);
         let mut tx = self.db.pool().begin().await?;
         if let Some(done) = replay(&mut tx, request_id, &fingerprint, now).await? {
             tx.commit().await?;
-            return Ok(done);
+            return done.map(|p| (p, Applied::Earlier));
         }
         let sql = format!(
             "UPDATE products SET deleted = 1, version = version + 1, updated_at = $2 \
@@ -175,11 +187,37 @@ impl Store {
             .bind(sku)
             .bind(now)
             .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ProductError::NotFound(sku.to_owned()))?;
+            .await?;
+        let Some(row) = row else {
+            drop(tx);
+            return self
+                .refused(request_id, &fingerprint, sku, Refusal::Missing, now)
+                .await;
+        };
         let product = product_of(&row)?;
         self.written(tx, request_id, &product).await?;
-        Ok(product)
+        Ok((product, Applied::Now))
+    }
+
+    /// Remembers a refusal as the request's answer (so that a retry after
+    /// the state changed, a delete or a re-create, is refused the same way
+    /// instead of doing the work late), unless a concurrent attempt with
+    /// the same id recorded a result first: then that result.
+    async fn refused(
+        &self,
+        request_id: &str,
+        fingerprint: &str,
+        sku: &str,
+        refusal: Refusal,
+        now: i64,
+    ) -> Result<(Product, Applied)> {
+        let mut tx = self.db.pool().begin().await?;
+        let stored =
+            idempotency::remember(&mut tx, request_id, fingerprint, &refusal.encode(sku), now)
+                .await?;
+        let answer = answer_of(&mut tx, &stored).await?;
+        tx.commit().await?;
+        answer.map(|p| (p, Applied::Earlier))
     }
 
     /// The revision, the event and the request's result of a write; commits.
@@ -252,7 +290,7 @@ impl Store {
             let product = product_of(&row)?;
             found.insert(product.sku.clone(), product);
         }
-        Ok(skus.iter().map(|sku| found.remove(sku)).collect())
+        Ok(skus.iter().map(|sku| found.get(sku).cloned()).collect())
     }
 
     /// Products by SKU after `after`, optionally of a category (and below)
@@ -282,28 +320,68 @@ impl Store {
     }
 }
 
-/// The revision an earlier request with this id made, or `None` for a new
-/// request (claimed in `tx`).
+/// What an earlier request with this id answered (the revision it made,
+/// or its refusal), or `None` for a new request (claimed in `tx`).
 async fn replay(
     tx: &mut AnyConnection,
     request_id: &str,
     fingerprint: &str,
     now: i64,
-) -> Result<Option<Product>> {
+) -> Result<Option<Result<Product>>> {
     let Claim::Replay(result) = idempotency::claim(tx, request_id, fingerprint, now).await? else {
         return Ok(None);
     };
+    answer_of(tx, &result).await.map(Some)
+}
+
+/// A refused write, as remembered for its request id.
+enum Refusal {
+    Exists,
+    Missing,
+    Version { current: i64, expected: i64 },
+}
+
+impl Refusal {
+    /// As stored in the request's result: `!<kind>:<sku>[:<current>:<expected>]`
+    /// (a success is `<sku>:<version>`; SKUs hold no `!` or `:`).
+    fn encode(&self, sku: &str) -> String {
+        match self {
+            Refusal::Exists => format!("!exists:{sku}"),
+            Refusal::Missing => format!("!missing:{sku}"),
+            Refusal::Version { current, expected } => {
+                format!("!version:{sku}:{current}:{expected}")
+            }
+        }
+    }
+}
+
+/// The answer a stored result stands for: the revision, or the refusal.
+async fn answer_of(tx: &mut AnyConnection, result: &str) -> Result<Result<Product>> {
+    let bad = || ProductError::internal(format!("bad stored result {result:?}"));
+    if let Some(refusal) = result.strip_prefix('!') {
+        let parts: Vec<&str> = refusal.split(':').collect();
+        return Ok(Err(match parts.as_slice() {
+            ["exists", sku] => ProductError::AlreadyExists((*sku).to_owned()),
+            ["missing", sku] => ProductError::NotFound((*sku).to_owned()),
+            ["version", sku, current, expected] => ProductError::VersionMismatch {
+                sku: (*sku).to_owned(),
+                current: current.parse().map_err(|_| bad())?,
+                expected: expected.parse().map_err(|_| bad())?,
+            },
+            _ => return Err(bad()),
+        }));
+    }
     let (sku, version) = result
         .rsplit_once(':')
         .and_then(|(sku, v)| Some((sku.to_owned(), v.parse::<i64>().ok()?)))
-        .ok_or_else(|| ProductError::internal(format!("bad stored result {result:?}")))?;
+        .ok_or_else(bad)?;
     let sql = format!("SELECT {COLUMNS} FROM product_revisions WHERE sku = $1 AND version = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&sku)
         .bind(version)
         .fetch_one(&mut *tx)
         .await?;
-    product_of(&row).map(Some)
+    Ok(Ok(product_of(&row)?))
 }
 
 async fn missed(tx: &mut AnyConnection, sku: &str) -> Result<Missed> {

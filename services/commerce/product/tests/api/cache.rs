@@ -144,14 +144,18 @@ async fn a_change_through_one_replica_is_seen_by_the_other() {
 }
 
 /// Redis goes away (its connections cut, new ones refused): every read,
-/// cached or not, single or batch, still answers, from memory or the
-/// database, and the service stays SERVING.
+/// in memory or not, single or batch, still answers (from memory or the
+/// database); a write still commits, and once Redis is back no replica
+/// reads the old version from it; the service stays SERVING throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_keep_answering_when_redis_dies() {
     let Some(backend) = Backend::servers() else {
         return;
     };
     let mut cache = backend.fresh_cache_config();
+    // Short in-process lifetimes, so that reads during the outage are not
+    // all served from memory.
+    cache.local_ttl = std::time::Duration::from_millis(50);
     let redis_url = cache.redis_url.clone().unwrap();
     let proxy = TcpProxy::start(target_of(&redis_url)).await;
     cache.redis_url = Some(with_host_port(&redis_url, proxy.addr()));
@@ -165,10 +169,16 @@ async fn reads_keep_answering_when_redis_dies() {
         h.create(product(&format!("R-{i}"), "kitchen", 100 + i))
             .await;
     }
-    assert!(h.get("R-0").await.is_ok(), "warm");
+    assert_eq!(
+        h.get("R-0").await.unwrap().price.unwrap().amount_minor,
+        100,
+        "in Redis now"
+    );
     proxy.cut();
+    let reads_before = h.reads();
     let mut errors = 0;
     for round in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // memory expires
         for i in 0..20 {
             if h.get(&format!("R-{i}")).await.is_err() {
                 errors += 1;
@@ -197,6 +207,15 @@ async fn reads_keep_answering_when_redis_dies() {
         }
     }
     assert_eq!(errors, 0, "no read failed while Redis was gone");
+    assert!(h.reads() > reads_before, "the reads went to the database");
+    // A write while Redis is away: committed, and read back.
+    h.products
+        .update_product(update_req(rid(), 1, product("R-0", "kitchen", 777)))
+        .await
+        .unwrap();
+    assert_eq!(h.get("R-0").await.unwrap().price.unwrap().amount_minor, 777);
+    // Several health probe rounds pass without Redis: still SERVING.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(h.mesh.channel().await);
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -210,7 +229,36 @@ async fn reads_keep_answering_when_redis_dies() {
         status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+
+    // Redis is back: it held the old R-0 (v1) all along, and nobody may
+    // read that from it.
     proxy.restore();
+    let products = h.products.clone();
+    let settled = eventually(|| {
+        let mut products = products.clone();
+        async move {
+            let p = products
+                .get_product(pb::GetProductRequest { sku: "R-0".into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .product
+                .unwrap();
+            p.price.unwrap().amount_minor == 777
+        }
+    })
+    .await;
+    assert!(settled);
+    // Fresh memory (a second replica over the same Redis) reads the new one.
+    let mut after = Vec::new();
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await; // memory expires again
+        after.push(h.get("R-0").await.unwrap().price.unwrap().amount_minor);
+    }
+    assert!(
+        after.iter().all(|p| *p == 777),
+        "the old version never came back from Redis: {after:?}"
+    );
 }
 
 /// The same database under a new process with a cold cache (a fresh Redis

@@ -86,3 +86,31 @@ on_each_backend!(async fn bad_products_are_refused_with_every_violation(backend)
     let list = h.products.list_products(pb::ListProductsRequest { page_size: 0, ..Default::default() }).await.unwrap().into_inner();
     assert!(list.products.is_empty(), "nothing refused was stored");
 });
+
+on_each_backend!(async fn a_retried_write_answers_what_it_did_and_changes_nothing_since(backend) {
+    let mut h = start(&backend).await;
+    let create = create_req("c-late", product("LATE-1", "kitchen", 100));
+    let v1 = h.products.create_product(create.clone()).await.unwrap().into_inner().product.unwrap();
+    let v2 = h.products.update_product(update_req(rid(), 1, product("LATE-1", "kitchen", 200))).await.unwrap().into_inner().product.unwrap();
+    // The create's answer was lost; its retry comes after the update.
+    let replayed = h.products.create_product(create).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(replayed, v1, "the retry answers what the create made");
+    assert_eq!(h.get("LATE-1").await.unwrap(), v2, "and does not put v1 back in the cache");
+
+    // A refused request stays refused: a create of an existing SKU,
+    // retried after the SKU was deleted, does not create it late.
+    let refused_create = create_req("c-exists", product("LATE-1", "kitchen", 300));
+    let first = h.products.create_product(refused_create.clone()).await.unwrap_err();
+    assert_eq!(reason(&first), "PRODUCT_EXISTS");
+    h.products.delete_product(pb::DeleteProductRequest { request_id: rid(), sku: "LATE-1".into() }).await.unwrap();
+    let again = h.products.create_product(refused_create).await.unwrap_err();
+    assert_eq!((again.code(), reason(&again)), (Code::AlreadyExists, "PRODUCT_EXISTS".into()));
+    assert_eq!(h.get("LATE-1").await.unwrap_err().code(), Code::NotFound, "still deleted");
+    // A stale update, retried once the version matches, stays refused.
+    let v = h.create(product("LATE-2", "kitchen", 100)).await.version;
+    let stale = update_req("u-stale", v + 1, product("LATE-2", "kitchen", 999));
+    assert_eq!(reason(&h.products.update_product(stale.clone()).await.unwrap_err()), "VERSION_MISMATCH");
+    h.products.update_product(update_req(rid(), v, product("LATE-2", "kitchen", 150))).await.unwrap();
+    assert_eq!(reason(&h.products.update_product(stale).await.unwrap_err()), "VERSION_MISMATCH");
+    assert_eq!(h.get("LATE-2").await.unwrap().price.unwrap().amount_minor, 150);
+});

@@ -79,13 +79,29 @@ pub fn product(sku: &str, category: &str, price_minor: i64) -> pb::Product {
 
 /// A create of `product`, named by the request's `sku` (the product's own
 /// is left empty: it is output only).
-pub fn create_req(request_id: impl Into<String>, mut product: pb::Product) -> pb::CreateProductRequest {
+pub fn create_req(
+    request_id: impl Into<String>,
+    mut product: pb::Product,
+) -> pb::CreateProductRequest {
     let sku = std::mem::take(&mut product.sku);
-    pb::CreateProductRequest { request_id: request_id.into(), sku, product: Some(product) }
+    pb::CreateProductRequest {
+        request_id: request_id.into(),
+        sku,
+        product: Some(product),
+    }
 }
 
 /// An update of `product`, named by the request's `sku`.
-pub fn update_req(request_id: impl Into<String>, expected_version: i64, mut product: pb::Product) -> pb::UpdateProductRequest {
+pub fn update_req(
+    request_id: impl Into<String>,
+    expected_version: i64,
+    mut product: pb::Product,
+) -> pb::UpdateProductRequest {
     let sku = std::mem::take(&mut product.sku);
-    pb::UpdateProductRequest { request_id: request_id.into(), sku, product: Some(product), expected_version }
+    pb::UpdateProductRequest {
+        request_id: request_id.into(),
+        sku,
+        product: Some(product),
+        expected_version,
+    }
 }

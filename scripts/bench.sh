@@ -15,6 +15,9 @@ servers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers | t
 # The edge with a single client: the latency it adds when nothing queues.
 single=$("$bin" --seconds "$seconds" --concurrency 1 --edge-only | tail -n 3 \
   | sed 's/through the REST edge/through the REST edge, 1 client/; s/over gRPC, direct (baseline)/over gRPC, direct, 1 client (baseline)/; s/p50 added by the edge/p50 added by the edge, 1 client/')
+# Catalogue reads through the cache against a replica with it off.
+products=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --products | tail -n +3)
+products_servers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --products --servers | tail -n +3)
 # Every span exported over OTLP to a receiver in the bench, against export off.
 tracing=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --tracing | tail -n +3)
 # Transfers through the finance services against pgbench with the same SQL.
@@ -29,6 +32,8 @@ transfers=$("$bin" --seconds "$seconds" --concurrency "$concurrency" --servers -
   echo "$servers"
   echo "$single"
   echo "$tracing"
+  echo "$products"
+  echo "$products_servers"
   echo "$transfers"
 } > BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md

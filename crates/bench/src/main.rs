@@ -18,10 +18,13 @@
 //! - `events`: event delivery from the producer's commit to the consumer's
 //!   committed effect (see [`events`]);
 //! - `transfers` (`--transfers --servers`): Transfer through the finance
-//!   services against pgbench running the same SQL (see [`transfers`]).
+//!   services against pgbench running the same SQL (see [`transfers`]);
+//! - `products` (`--products`): catalogue reads through the multi-level
+//!   cache against a replica with the cache off (see [`products`]).
 
 mod events;
 mod platform;
+mod products;
 mod tracing_cost;
 mod transfers;
 
@@ -70,6 +73,9 @@ struct Args {
     /// Run the transfers scenario (PostgreSQL only) instead of the others.
     #[arg(long)]
     transfers: bool,
+    /// Run the catalogue scenario instead of the others.
+    #[arg(long)]
+    products: bool,
     /// Run only the edge scenario (e.g. under `perf record`).
     #[arg(long)]
     edge_only: bool,
@@ -293,6 +299,16 @@ async fn main() -> anyhow::Result<()> {
         );
         // Flushes the exporter, so that every span reached the receiver
         // before the parent counts them.
+        telemetry.shutdown().await;
+        return Ok(());
+    }
+    if args.products {
+        let rows = products::run(&backend, label, args.concurrency, duration).await?;
+        println!("| scenario | storage | ops/s | p50 ms | p99 ms | errors | vs baseline |");
+        println!("|---|---|---:|---:|---:|---:|---:|");
+        for row in rows {
+            println!("{row}");
+        }
         telemetry.shutdown().await;
         return Ok(());
     }

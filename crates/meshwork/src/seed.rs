@@ -4,6 +4,7 @@
 //! every request already done, so the data is loaded once and never
 //! duplicated.
 
+use meshwork_proto::meshwork::commerce::cart::v1 as cart_pb;
 use meshwork_proto::meshwork::commerce::inventory::v1 as inventory_pb;
 use meshwork_proto::meshwork::commerce::product::v1 as product_pb;
 use meshwork_proto::meshwork::finance::account::v1 as pb;
@@ -124,7 +125,8 @@ pub async fn demo_data(url: &str, policy: ClientPolicy) -> anyhow::Result<String
         payment.payment_id
     ));
     lines.push(catalogue(channel_for_commerce.clone()).await?);
-    lines.push(stock(channel_for_commerce).await?);
+    lines.push(stock(channel_for_commerce.clone()).await?);
+    lines.push(cart(channel_for_commerce).await?);
     Ok(lines.join("\n"))
 }
 
@@ -403,6 +405,39 @@ async fn catalogue(channel: client::MeshChannel) -> anyhow::Result<String> {
         "  catalogue    {} products in {} categories (GET /v1/products?category=kitchen)",
         CATALOGUE.len(),
         categories.len()
+    ))
+}
+
+/// A demo guest cart with two products (once: fixed request ids; it
+/// expires after `--cart-ttl` like any other).
+async fn cart(channel: client::MeshChannel) -> anyhow::Result<String> {
+    let mut carts = cart_pb::cart_service_client::CartServiceClient::new(channel);
+    let mut cart = None;
+    for (sku, quantity) in [("TEAPOT-CAST-IRON", 1), ("TEA-SENCHA-100G", 2)] {
+        cart = carts
+            .add_item(cart_pb::AddItemRequest {
+                request_id: format!("seed-cart-{sku}"),
+                cart_id: "demo-cart".to_owned(),
+                sku: sku.to_owned(),
+                quantity,
+            })
+            .await?
+            .into_inner()
+            .cart;
+    }
+    let total = cart
+        .and_then(|c| c.subtotal)
+        .map(|m| {
+            format!(
+                "{}.{:02} {}",
+                m.amount_minor / 100,
+                m.amount_minor % 100,
+                m.currency
+            )
+        })
+        .unwrap_or_default();
+    Ok(format!(
+        "  cart         demo-cart, 2 lines, {total} (GET /v1/carts/demo-cart)"
     ))
 }
 

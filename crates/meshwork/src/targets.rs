@@ -15,6 +15,7 @@ pub const GATEWAY: &str = "gateway";
 /// Every target but the edge, in start order (any order works: channels
 /// connect lazily).
 pub static SERVICES: &[&Service] = &[
+    &commerce_cart::SERVICE,
     &commerce_inventory::SERVICE,
     &commerce_product::SERVICE,
     &finance_account::SERVICE,

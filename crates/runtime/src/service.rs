@@ -230,6 +230,12 @@ impl StartContext {
         self.optional_cache = true;
     }
 
+    /// Where the service's cache lives (Redis URL, namespace): for a
+    /// service that keeps its own data in Redis (commerce.cart).
+    pub fn cache_config(&self) -> crate::cache::CacheConfig {
+        self.env.placement.cache(self.service.target)
+    }
+
     /// Expiring shared counters (Redis when configured, else in-process) in
     /// the service's cache namespace.
     pub async fn counters(&self) -> anyhow::Result<Counters> {

@@ -23,6 +23,8 @@ use crate::store::Store;
 pub struct Catalog {
     store: Store,
     cache: Cache,
+    /// `false`: reads go to the store (`--product-cache=false`).
+    cached: bool,
 }
 
 fn key(sku: &str) -> String {
@@ -43,9 +45,14 @@ fn decode(bytes: &Bytes) -> Result<Product, ProductError> {
 }
 
 impl Catalog {
-    /// Reads through `cache` to `store`.
-    pub fn new(store: Store, cache: Cache) -> Self {
-        Self { store, cache }
+    /// Reads through `cache` to `store` (or, not `cached`, from `store`
+    /// alone; writes still keep the cache true).
+    pub fn new(store: Store, cache: Cache, cached: bool) -> Self {
+        Self {
+            store,
+            cache,
+            cached,
+        }
     }
 
     /// The store (lists are read from it directly).
@@ -55,6 +62,12 @@ impl Catalog {
 
     /// The product `sku`, from the nearest level that has it.
     pub async fn get(&self, sku: &str) -> Result<Product, ProductError> {
+        if !self.cached {
+            return match self.store.get(sku).await? {
+                Some(product) if !product.deleted => Ok(product),
+                _ => Err(ProductError::NotFound(sku.to_owned())),
+            };
+        }
         let cached = self
             .cache
             .get_or_load(&key(sku), || async {
@@ -70,6 +83,13 @@ impl Catalog {
     /// The products `skus` in the order asked; `None` for those the
     /// catalogue does not have.
     pub async fn get_many(&self, skus: &[String]) -> Result<Vec<Option<Product>>, ProductError> {
+        if !self.cached {
+            let found = self.store.get_many(skus).await?;
+            return Ok(found
+                .into_iter()
+                .map(|p| p.filter(|p| !p.deleted))
+                .collect());
+        }
         let keys: Vec<String> = skus.iter().map(|sku| key(sku)).collect();
         let cached = self
             .cache

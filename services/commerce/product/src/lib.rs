@@ -41,13 +41,24 @@ pub static SERVICE: Service = Service {
     grpc_services: &[SERVICE_NAME],
     migrations: Some(&MIGRATOR),
     calls: &[],
-    flags: None,
+    flags: Some(<ProductArgs as clap::Args>::augment_args),
     start,
 };
+
+/// Flags of the product service.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "commerce.product")]
+pub struct ProductArgs {
+    /// Read products through the multi-level cache (`false`: every read
+    /// asks the database, for comparisons and for ruling the cache out).
+    #[arg(long, env = "MESHWORK_PRODUCT_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub product_cache: bool,
+}
 
 /// Serves the catalogue through its cache.
 fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
     Box::pin(async move {
+        let flags: ProductArgs = ctx.flags()?;
         // Without Redis the catalogue reads the database: still SERVING.
         ctx.cache_is_optional();
         let storage = ctx.storage().await?;
@@ -60,7 +71,7 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
         );
         // Tests and the benchmark count what reached the database.
         ctx.publish(store.reads());
-        let catalog = catalog::Catalog::new(store, storage.cache);
+        let catalog = catalog::Catalog::new(store, storage.cache, flags.product_cache);
         let limits = ctx.limits();
         let service = ProductServiceServer::new(api::ProductApi::new(catalog))
             .max_decoding_message_size(limits.max_message_bytes)

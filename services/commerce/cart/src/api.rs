@@ -1,0 +1,224 @@
+//! The gRPC face of commerce.cart: protobuf ↔ domain conversion, and the
+//! order of the steps (look the SKU up, change the cart, price it).
+
+use meshwork_proto::meshwork::commerce::cart::v1 as pb;
+use meshwork_proto::meshwork::r#type::v1::Money;
+use meshwork_runtime::caller;
+use meshwork_runtime::time::{Clock, to_timestamp};
+use pb::cart_service_server::CartService;
+use tonic::{Request, Response, Status};
+
+use crate::catalogue::Catalogue;
+use crate::domain::{self, CartState, PricedCart};
+use crate::error::CartError;
+use crate::store::{Changed, Store};
+
+/// Implements `meshwork.commerce.cart.v1.CartService`.
+pub struct CartApi {
+    store: Store,
+    catalogue: Catalogue,
+    clock: Clock,
+    ttl_micros: i64,
+}
+
+impl CartApi {
+    /// The service over its store and the catalogue; carts expire
+    /// `ttl_micros` after their last write.
+    pub fn new(store: Store, catalogue: Catalogue, clock: Clock, ttl_micros: i64) -> Self {
+        Self {
+            store,
+            catalogue,
+            clock,
+            ttl_micros,
+        }
+    }
+
+    /// The cart priced now, as the contract has it.
+    async fn priced(&self, cart_id: &str, state: CartState) -> Result<pb::Cart, CartError> {
+        let prices = self
+            .catalogue
+            .prices(state.lines.keys().cloned().collect())
+            .await?;
+        Ok(cart_to_pb(cart_id, &domain::price(&state, &prices)))
+    }
+
+    /// The cart after a change, or the change's refusal.
+    async fn changed(&self, cart_id: &str, changed: Changed) -> Result<pb::Cart, CartError> {
+        let state = changed?.map_err(|refusal| CartError::refused(refusal, cart_id))?;
+        self.priced(cart_id, state).await
+    }
+
+    /// Checks that the catalogue has `sku`, priced in the currency of the
+    /// cart's priced lines.
+    async fn check_product(&self, cart: &CartState, sku: &str) -> Result<(), CartError> {
+        let mut skus: Vec<String> = cart.lines.keys().cloned().collect();
+        if !cart.lines.contains_key(sku) {
+            skus.push(sku.to_owned());
+        }
+        let prices = self.catalogue.prices(skus).await?;
+        let price = prices
+            .get(sku)
+            .ok_or_else(|| CartError::UnknownProduct(sku.to_owned()))?;
+        if let Some(cart_currency) = prices
+            .iter()
+            .find(|(other, _)| other.as_str() != sku)
+            .map(|(_, p)| p.currency.clone())
+            && cart_currency != price.currency
+        {
+            return Err(CartError::CurrencyMismatch {
+                sku: sku.to_owned(),
+                currency: price.currency.clone(),
+                cart_currency,
+            });
+        }
+        Ok(())
+    }
+
+    /// The cart as this caller may see it.
+    async fn visible(&self, cart_id: &str, subject: Option<&str>) -> Result<CartState, CartError> {
+        let state = self.store.get(cart_id, self.clock.now_micros()).await?;
+        state
+            .check_owner(subject)
+            .map_err(|refusal| CartError::refused(refusal, cart_id))?;
+        Ok(state)
+    }
+}
+
+#[tonic::async_trait]
+impl CartService for CartApi {
+    async fn get_cart(
+        &self,
+        request: Request<pb::GetCartRequest>,
+    ) -> Result<Response<pb::GetCartResponse>, Status> {
+        let cart_id = request.into_inner().cart_id;
+        let state = self.visible(&cart_id, caller::subject().as_deref()).await?;
+        let cart = self.priced(&cart_id, state).await?;
+        Ok(Response::new(pb::GetCartResponse { cart: Some(cart) }))
+    }
+
+    async fn add_item(
+        &self,
+        request: Request<pb::AddItemRequest>,
+    ) -> Result<Response<pb::AddItemResponse>, Status> {
+        let r = request.into_inner();
+        let subject = caller::subject();
+        let current = self.visible(&r.cart_id, subject.as_deref()).await?;
+        self.check_product(&current, &r.sku).await?;
+        let changed = self
+            .store
+            .add(
+                &r.cart_id,
+                &r.sku,
+                i64::from(r.quantity),
+                &r.request_id,
+                subject.as_deref(),
+                self.clock.now_micros(),
+                self.ttl_micros,
+            )
+            .await;
+        let cart = self.changed(&r.cart_id, changed).await?;
+        Ok(Response::new(pb::AddItemResponse { cart: Some(cart) }))
+    }
+
+    async fn set_item_quantity(
+        &self,
+        request: Request<pb::SetItemQuantityRequest>,
+    ) -> Result<Response<pb::SetItemQuantityResponse>, Status> {
+        let r = request.into_inner();
+        let subject = caller::subject();
+        if r.quantity > 0 {
+            let current = self.visible(&r.cart_id, subject.as_deref()).await?;
+            self.check_product(&current, &r.sku).await?;
+        }
+        let changed = self
+            .store
+            .set(
+                &r.cart_id,
+                &r.sku,
+                i64::from(r.quantity),
+                subject.as_deref(),
+                self.clock.now_micros(),
+                self.ttl_micros,
+            )
+            .await;
+        let cart = self.changed(&r.cart_id, changed).await?;
+        Ok(Response::new(pb::SetItemQuantityResponse {
+            cart: Some(cart),
+        }))
+    }
+
+    async fn clear_cart(
+        &self,
+        request: Request<pb::ClearCartRequest>,
+    ) -> Result<Response<pb::ClearCartResponse>, Status> {
+        let cart_id = request.into_inner().cart_id;
+        let changed = self
+            .store
+            .clear(
+                &cart_id,
+                caller::subject().as_deref(),
+                self.clock.now_micros(),
+            )
+            .await;
+        let cart = self.changed(&cart_id, changed).await?;
+        Ok(Response::new(pb::ClearCartResponse { cart: Some(cart) }))
+    }
+
+    async fn merge_carts(
+        &self,
+        request: Request<pb::MergeCartsRequest>,
+    ) -> Result<Response<pb::MergeCartsResponse>, Status> {
+        let r = request.into_inner();
+        let changed = self
+            .store
+            .merge(
+                &r.cart_id,
+                &r.guest_cart_id,
+                caller::subject().as_deref(),
+                self.clock.now_micros(),
+                self.ttl_micros,
+            )
+            .await;
+        let cart = self.changed(&r.cart_id, changed).await?;
+        Ok(Response::new(pb::MergeCartsResponse { cart: Some(cart) }))
+    }
+}
+
+fn money(currency: &str, amount_minor: i64) -> Money {
+    Money {
+        currency: currency.to_owned(),
+        amount_minor,
+    }
+}
+
+fn cart_to_pb(cart_id: &str, cart: &PricedCart) -> pb::Cart {
+    pb::Cart {
+        cart_id: cart_id.to_owned(),
+        lines: cart
+            .lines
+            .iter()
+            .map(|line| pb::CartLine {
+                sku: line.sku.clone(),
+                quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
+                name: line
+                    .price
+                    .as_ref()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                unit_price: line
+                    .price
+                    .as_ref()
+                    .map(|p| money(&p.currency, p.amount_minor)),
+                line_total: line
+                    .price
+                    .as_ref()
+                    .map(|p| money(&p.currency, p.amount_minor * line.quantity)),
+                available: line.price.is_some(),
+            })
+            .collect(),
+        subtotal: cart.subtotal.as_ref().map(|(c, a)| money(c, *a)),
+        item_count: i32::try_from(cart.item_count).unwrap_or(i32::MAX),
+        expire_time: (cart.expires_at > 0 && !cart.lines.is_empty())
+            .then(|| to_timestamp(cart.expires_at)),
+    }
+}

@@ -1,0 +1,70 @@
+//! Everything that can go wrong in commerce.cart, and the one mapping of it
+//! to gRPC statuses. Reasons in `ErrorInfo` are stable.
+
+use meshwork_runtime::errors;
+use tonic::Status;
+
+use crate::domain::Refusal;
+use crate::store::StoreError;
+
+/// A cart service error.
+#[derive(Debug, thiserror::Error)]
+pub enum CartError {
+    /// Another user's cart: answered as if it did not exist.
+    #[error("cart {0} not found")]
+    NotFound(String),
+    /// A SKU the catalogue does not have.
+    #[error("product {0} not found")]
+    UnknownProduct(String),
+    /// A cap was reached.
+    #[error("{0}")]
+    Capped(&'static str, String),
+    /// A SKU priced in another currency than the cart's lines.
+    #[error("product {sku} is priced in {currency}, the cart in {cart_currency}")]
+    CurrencyMismatch {
+        sku: String,
+        currency: String,
+        cart_currency: String,
+    },
+    /// The catalogue could not be asked.
+    #[error("catalogue: {0}")]
+    Catalogue(String),
+    /// The cart store could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CartError {
+    /// A refusal of the domain, for `cart_id`.
+    pub fn refused(refusal: Refusal, cart_id: &str) -> Self {
+        match refusal {
+            Refusal::NotYours => CartError::NotFound(cart_id.to_owned()),
+            Refusal::Full => CartError::Capped(
+                "CART_FULL",
+                format!("a cart holds at most {} lines", crate::domain::MAX_LINES),
+            ),
+            Refusal::QuantityCap => CartError::Capped(
+                "QUANTITY_CAP",
+                format!("a line holds at most {} units", crate::domain::MAX_QUANTITY),
+            ),
+        }
+    }
+}
+
+impl From<CartError> for Status {
+    fn from(error: CartError) -> Self {
+        use CartError::*;
+        match &error {
+            NotFound(id) => errors::not_found("cart", &format!("carts/{id}")),
+            UnknownProduct(sku) => errors::not_found("product", &format!("products/{sku}")),
+            Capped(reason, message) => errors::failed_precondition(reason, "cart", message),
+            CurrencyMismatch { sku, .. } => errors::failed_precondition(
+                "CURRENCY_MISMATCH",
+                &format!("products/{sku}"),
+                &error.to_string(),
+            ),
+            Catalogue(cause) => errors::unavailable("commerce.product", cause),
+            Store(cause) => errors::unavailable("cart store", cause),
+        }
+    }
+}

@@ -44,7 +44,7 @@ impl CartApi {
 
     /// The cart after a change, or the change's refusal.
     async fn changed(&self, cart_id: &str, changed: Changed) -> Result<pb::Cart, CartError> {
-        let state = changed?.map_err(|refusal| CartError::refused(refusal, cart_id))?;
+        let state = changed?.map_err(CartError::refused)?;
         self.priced(cart_id, state).await
     }
 
@@ -73,15 +73,12 @@ impl CartApi {
         }
         Ok(())
     }
+}
 
-    /// The cart as this caller may see it.
-    async fn visible(&self, cart_id: &str, subject: Option<&str>) -> Result<CartState, CartError> {
-        let state = self.store.get(cart_id, self.clock.now_micros()).await?;
-        state
-            .check_owner(subject)
-            .map_err(|refusal| CartError::refused(refusal, cart_id))?;
-        Ok(state)
-    }
+/// The scope of the caller's cart ids: the verified subject, or the
+/// guests' ("").
+fn scope() -> String {
+    caller::subject().unwrap_or_default()
 }
 
 #[tonic::async_trait]
@@ -91,7 +88,11 @@ impl CartService for CartApi {
         request: Request<pb::GetCartRequest>,
     ) -> Result<Response<pb::GetCartResponse>, Status> {
         let cart_id = request.into_inner().cart_id;
-        let state = self.visible(&cart_id, caller::subject().as_deref()).await?;
+        let state = self
+            .store
+            .get(&scope(), &cart_id, self.clock.now_micros())
+            .await
+            .map_err(CartError::from)?;
         let cart = self.priced(&cart_id, state).await?;
         Ok(Response::new(pb::GetCartResponse { cart: Some(cart) }))
     }
@@ -101,17 +102,21 @@ impl CartService for CartApi {
         request: Request<pb::AddItemRequest>,
     ) -> Result<Response<pb::AddItemResponse>, Status> {
         let r = request.into_inner();
-        let subject = caller::subject();
-        let current = self.visible(&r.cart_id, subject.as_deref()).await?;
+        let scope = scope();
+        let current = self
+            .store
+            .get(&scope, &r.cart_id, self.clock.now_micros())
+            .await
+            .map_err(CartError::from)?;
         self.check_product(&current, &r.sku).await?;
         let changed = self
             .store
             .add(
+                &scope,
                 &r.cart_id,
                 &r.sku,
                 i64::from(r.quantity),
                 &r.request_id,
-                subject.as_deref(),
                 self.clock.now_micros(),
                 self.ttl_micros,
             )
@@ -125,18 +130,22 @@ impl CartService for CartApi {
         request: Request<pb::SetItemQuantityRequest>,
     ) -> Result<Response<pb::SetItemQuantityResponse>, Status> {
         let r = request.into_inner();
-        let subject = caller::subject();
+        let scope = scope();
         if r.quantity > 0 {
-            let current = self.visible(&r.cart_id, subject.as_deref()).await?;
+            let current = self
+                .store
+                .get(&scope, &r.cart_id, self.clock.now_micros())
+                .await
+                .map_err(CartError::from)?;
             self.check_product(&current, &r.sku).await?;
         }
         let changed = self
             .store
             .set(
+                &scope,
                 &r.cart_id,
                 &r.sku,
                 i64::from(r.quantity),
-                subject.as_deref(),
                 self.clock.now_micros(),
                 self.ttl_micros,
             )
@@ -154,11 +163,7 @@ impl CartService for CartApi {
         let cart_id = request.into_inner().cart_id;
         let changed = self
             .store
-            .clear(
-                &cart_id,
-                caller::subject().as_deref(),
-                self.clock.now_micros(),
-            )
+            .clear(&scope(), &cart_id, self.clock.now_micros())
             .await;
         let cart = self.changed(&cart_id, changed).await?;
         Ok(Response::new(pb::ClearCartResponse { cart: Some(cart) }))
@@ -172,9 +177,9 @@ impl CartService for CartApi {
         let changed = self
             .store
             .merge(
+                &scope(),
                 &r.cart_id,
                 &r.guest_cart_id,
-                caller::subject().as_deref(),
                 self.clock.now_micros(),
                 self.ttl_micros,
             )
@@ -212,7 +217,7 @@ fn cart_to_pb(cart_id: &str, cart: &PricedCart) -> pb::Cart {
                 line_total: line
                     .price
                     .as_ref()
-                    .map(|p| money(&p.currency, p.amount_minor * line.quantity)),
+                    .map(|p| money(&p.currency, p.amount_minor.saturating_mul(line.quantity))),
                 available: line.price.is_some(),
             })
             .collect(),

@@ -1,5 +1,5 @@
-//! A cart as a value and the rules of changing it: caps, ownership, the
-//! sliding expiry, merging, and pricing from the catalogue. Pure. The
+//! A cart as a value and the rules of changing it: caps, the sliding
+//! expiry, merging, and pricing from the catalogue. Pure. The
 //! in-process store applies these functions; the Redis store's Lua scripts
 //! do the same steps atomically in Redis (the same tests run on both).
 
@@ -16,8 +16,6 @@ pub struct CartState {
     pub lines: BTreeMap<String, i64>,
     /// Microseconds; 0 for a cart never written.
     pub expires_at: i64,
-    /// The subject that first wrote it; `None` for a guest's cart.
-    pub owner: Option<String>,
     /// Request ids of the adds applied (a retry adds nothing).
     pub requests: BTreeSet<String>,
 }
@@ -25,8 +23,6 @@ pub struct CartState {
 /// Why a change was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// The cart belongs to another user (answered as NOT_FOUND).
-    NotYours,
     /// A new line past [`MAX_LINES`].
     Full,
     /// A line past [`MAX_QUANTITY`].
@@ -37,7 +33,6 @@ impl Refusal {
     /// The reason, as the Redis scripts return it.
     pub fn code(&self) -> &'static str {
         match self {
-            Refusal::NotYours => "NOT_FOUND",
             Refusal::Full => "CART_FULL",
             Refusal::QuantityCap => "QUANTITY_CAP",
         }
@@ -46,7 +41,6 @@ impl Refusal {
     /// From a script's answer.
     pub fn from_code(code: &str) -> Option<Refusal> {
         match code {
-            "NOT_FOUND" => Some(Refusal::NotYours),
             "CART_FULL" => Some(Refusal::Full),
             "QUANTITY_CAP" => Some(Refusal::QuantityCap),
             _ => None,
@@ -55,7 +49,7 @@ impl Refusal {
 }
 
 impl CartState {
-    /// The cart as `now` sees it: an expired one is empty (and unowned).
+    /// The cart as `now` sees it: an expired one is empty.
     pub fn at(self, now: i64) -> CartState {
         if self.expires_at > 0 && self.expires_at <= now {
             CartState::default()
@@ -64,23 +58,9 @@ impl CartState {
         }
     }
 
-    /// Whether `subject` may use it: anyone may use a guest's cart (its id
-    /// is the capability), and calls that carry no subject are the mesh's
-    /// own (no authentication at the edge, or a job).
-    pub fn check_owner(&self, subject: Option<&str>) -> Result<(), Refusal> {
-        match (&self.owner, subject) {
-            (Some(owner), Some(subject)) if owner != subject => Err(Refusal::NotYours),
-            _ => Ok(()),
-        }
-    }
-
-    /// The bookkeeping of every write: the owner (first writer) and the
-    /// sliding expiry.
-    fn touch(&mut self, subject: Option<&str>, expires_at: i64) {
-        if self.owner.is_none() {
-            self.owner = subject.map(str::to_owned);
-        }
-        self.expires_at = expires_at;
+    /// Whether the cart holds nothing worth keeping.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.requests.is_empty()
     }
 
     fn fits_line(&self, sku: &str) -> Result<(), Refusal> {
@@ -97,10 +77,8 @@ impl CartState {
         sku: &str,
         quantity: i64,
         request_id: &str,
-        subject: Option<&str>,
         expires_at: i64,
     ) -> Result<(), Refusal> {
-        self.check_owner(subject)?;
         if self.requests.contains(request_id) {
             return Ok(());
         }
@@ -111,19 +89,12 @@ impl CartState {
         }
         self.lines.insert(sku.to_owned(), new);
         self.requests.insert(request_id.to_owned());
-        self.touch(subject, expires_at);
+        self.expires_at = expires_at;
         Ok(())
     }
 
     /// Sets the quantity of `sku`; 0 removes the line.
-    pub fn set(
-        &mut self,
-        sku: &str,
-        quantity: i64,
-        subject: Option<&str>,
-        expires_at: i64,
-    ) -> Result<(), Refusal> {
-        self.check_owner(subject)?;
+    pub fn set(&mut self, sku: &str, quantity: i64, expires_at: i64) -> Result<(), Refusal> {
         if quantity == 0 {
             self.lines.remove(sku);
         } else {
@@ -133,28 +104,19 @@ impl CartState {
             }
             self.lines.insert(sku.to_owned(), quantity);
         }
-        self.touch(subject, expires_at);
+        self.expires_at = expires_at;
         Ok(())
     }
 
-    /// Removes every line (the owner stays: the id remains theirs).
-    pub fn clear(&mut self, subject: Option<&str>) -> Result<(), Refusal> {
-        self.check_owner(subject)?;
+    /// Removes every line (the request ids stay: a late retry of an add
+    /// from before the clear adds nothing).
+    pub fn clear(&mut self) {
         self.lines.clear();
-        self.requests.clear();
-        Ok(())
     }
 
     /// Adds the lines of `guest` (sums, each clamped to the per-line cap;
     /// lines past the line cap are dropped).
-    pub fn merge(
-        &mut self,
-        guest: &CartState,
-        subject: Option<&str>,
-        expires_at: i64,
-    ) -> Result<(), Refusal> {
-        self.check_owner(subject)?;
-        guest.check_owner(subject)?;
+    pub fn merge(&mut self, guest: &CartState, expires_at: i64) {
         for (sku, quantity) in &guest.lines {
             if self.fits_line(sku).is_err() {
                 continue;
@@ -162,8 +124,7 @@ impl CartState {
             let new = (self.lines.get(sku).copied().unwrap_or(0) + quantity).min(MAX_QUANTITY);
             self.lines.insert(sku.clone(), new);
         }
-        self.touch(subject, expires_at);
-        Ok(())
+        self.expires_at = expires_at;
     }
 }
 
@@ -214,8 +175,9 @@ pub fn price(cart: &CartState, prices: &BTreeMap<String, Price>) -> PricedCart {
             .iter()
             .filter_map(|l| l.price.as_ref().map(|p| (p, l.quantity)))
             .filter(|(p, _)| p.currency == currency)
-            .map(|(p, q)| p.amount_minor * q)
-            .sum();
+            .fold(0i64, |sum, (p, q)| {
+                sum.saturating_add(p.amount_minor.saturating_mul(q))
+            });
         (currency, sum)
     });
     PricedCart {
@@ -233,50 +195,25 @@ mod tests {
     #[test]
     fn adds_count_once_per_request_and_respect_the_caps() {
         let mut cart = CartState::default();
-        cart.add("A", 2, "r1", None, 100).unwrap();
-        cart.add("A", 2, "r1", None, 100).unwrap();
+        cart.add("A", 2, "r1", 100).unwrap();
+        cart.add("A", 2, "r1", 100).unwrap();
         assert_eq!(cart.lines["A"], 2, "a retry adds nothing");
-        assert_eq!(
-            cart.add("A", 99, "r2", None, 100),
-            Err(Refusal::QuantityCap)
-        );
+        assert_eq!(cart.add("A", 99, "r2", 100), Err(Refusal::QuantityCap));
         assert_eq!(cart.lines["A"], 2, "a refusal changes nothing");
         for i in 1..MAX_LINES {
-            cart.add(&format!("S{i}"), 1, &format!("x{i}"), None, 100)
+            cart.add(&format!("S{i}"), 1, &format!("x{i}"), 100)
                 .unwrap();
         }
-        assert_eq!(
-            cart.add("ONE-TOO-MANY", 1, "r3", None, 100),
-            Err(Refusal::Full)
-        );
-        cart.add("A", 1, "r4", None, 100).unwrap();
+        assert_eq!(cart.add("ONE-TOO-MANY", 1, "r3", 100), Err(Refusal::Full));
+        cart.add("A", 1, "r4", 100).unwrap();
         assert_eq!(cart.lines["A"], 3, "an existing line still grows");
-    }
-
-    #[test]
-    fn a_cart_belongs_to_its_first_signed_in_writer() {
-        let mut cart = CartState::default();
-        cart.add("A", 1, "r1", Some("ana"), 100).unwrap();
-        assert_eq!(cart.owner.as_deref(), Some("ana"));
-        assert_eq!(
-            cart.add("A", 1, "r2", Some("bo"), 100),
-            Err(Refusal::NotYours)
-        );
-        assert_eq!(cart.clear(Some("bo")), Err(Refusal::NotYours));
-        assert!(cart.check_owner(None).is_ok(), "the mesh's own calls");
-        let mut guest = CartState::default();
-        guest.add("B", 1, "g1", None, 100).unwrap();
-        assert!(
-            guest.check_owner(Some("bo")).is_ok(),
-            "a guest cart's id is its key"
-        );
     }
 
     #[test]
     fn expiry_slides_and_an_expired_cart_is_empty() {
         let mut cart = CartState::default();
-        cart.add("A", 1, "r1", Some("ana"), 100).unwrap();
-        cart.set("A", 3, Some("ana"), 200).unwrap();
+        cart.add("A", 1, "r1", 100).unwrap();
+        cart.set("A", 3, 200).unwrap();
         assert_eq!(cart.expires_at, 200, "every write moves the expiry");
         assert_eq!(cart.clone().at(199).lines["A"], 3);
         assert_eq!(cart.at(200), CartState::default());
@@ -285,13 +222,13 @@ mod tests {
     #[test]
     fn merging_sums_clamps_and_replaying_it_is_the_stores_business() {
         let mut user = CartState::default();
-        user.add("A", 1, "u1", Some("ana"), 100).unwrap();
-        user.add("C", 3, "u2", Some("ana"), 100).unwrap();
+        user.add("A", 1, "u1", 100).unwrap();
+        user.add("C", 3, "u2", 100).unwrap();
         let mut guest = CartState::default();
-        guest.add("A", 2, "g1", None, 50).unwrap();
-        guest.add("B", 1, "g2", None, 50).unwrap();
-        guest.add("C", 99, "g3", None, 50).unwrap();
-        user.merge(&guest, Some("ana"), 300).unwrap();
+        guest.add("A", 2, "g1", 50).unwrap();
+        guest.add("B", 1, "g2", 50).unwrap();
+        guest.add("C", 99, "g3", 50).unwrap();
+        user.merge(&guest, 300);
         assert_eq!(
             user.lines,
             BTreeMap::from([("A".into(), 3), ("B".into(), 1), ("C".into(), MAX_QUANTITY)])
@@ -302,9 +239,9 @@ mod tests {
     #[test]
     fn a_cart_is_priced_in_its_currency_from_the_catalogue_now() {
         let mut cart = CartState::default();
-        cart.add("A", 2, "r1", None, 100).unwrap();
-        cart.add("B", 1, "r2", None, 100).unwrap();
-        cart.add("GONE", 4, "r3", None, 100).unwrap();
+        cart.add("A", 2, "r1", 100).unwrap();
+        cart.add("B", 1, "r2", 100).unwrap();
+        cart.add("GONE", 4, "r3", 100).unwrap();
         let p = |amount_minor| Price {
             name: "x".into(),
             currency: "EUR".into(),

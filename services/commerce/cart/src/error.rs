@@ -10,9 +10,6 @@ use crate::store::StoreError;
 /// A cart service error.
 #[derive(Debug, thiserror::Error)]
 pub enum CartError {
-    /// Another user's cart: answered as if it did not exist.
-    #[error("cart {0} not found")]
-    NotFound(String),
     /// A SKU the catalogue does not have.
     #[error("product {0} not found")]
     UnknownProduct(String),
@@ -35,10 +32,9 @@ pub enum CartError {
 }
 
 impl CartError {
-    /// A refusal of the domain, for `cart_id`.
-    pub fn refused(refusal: Refusal, cart_id: &str) -> Self {
+    /// A refusal of the domain.
+    pub fn refused(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::NotYours => CartError::NotFound(cart_id.to_owned()),
             Refusal::Full => CartError::Capped(
                 "CART_FULL",
                 format!("a cart holds at most {} lines", crate::domain::MAX_LINES),
@@ -55,7 +51,6 @@ impl From<CartError> for Status {
     fn from(error: CartError) -> Self {
         use CartError::*;
         match &error {
-            NotFound(id) => errors::not_found("cart", &format!("carts/{id}")),
             UnknownProduct(sku) => errors::not_found("product", &format!("products/{sku}")),
             Capped(reason, message) => errors::failed_precondition(reason, "cart", message),
             CurrencyMismatch { sku, .. } => errors::failed_precondition(

@@ -60,7 +60,10 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
             .context("commerce.cart: the cart store")?;
         ctx.probe(Arc::new(StoreProbe(store.clone())));
         let catalogue = catalogue::Catalogue::new(ctx.upstream(CATALOGUE)?);
-        let ttl = i64::try_from(flags.cart_ttl.as_micros()).unwrap_or(i64::MAX);
+        // At most a year: far beyond any idle cart, far from overflowing.
+        let ttl = i64::try_from(flags.cart_ttl.as_micros())
+            .unwrap_or(i64::MAX)
+            .min(365 * 86_400 * 1_000_000);
         let api = api::CartApi::new(store, catalogue, ctx.clock(), ttl);
         let limits = ctx.limits();
         let service = CartServiceServer::new(api)

@@ -1,11 +1,19 @@
-//! Where carts live: a Redis hash per cart (`<ns>:cart:<id>`: `s:<SKU>` →
-//! quantity, `_exp` → expiry in µs on the service's clock, `_owner`), with
-//! the request ids of its adds in `<ns>:cart:<id>:req` and merge markers in
-//! `<ns>:merged:<guest id>`; or the same in-process in embedded mode.
+//! Where carts live: a Redis hash per cart (`s:<SKU>` → quantity, `_exp` →
+//! expiry in µs on the service's clock), the request ids of its adds in a
+//! set beside it, and merge markers; or the same in-process in embedded
+//! mode.
+//!
+//! Cart ids are scoped: a signed-in user's ids are theirs alone (the key
+//! holds the subject), a guest's live in the guest scope. Another user's
+//! "ana-cart" is another cart, so no call of theirs can reach Ana's data,
+//! learn that it exists, or claim the id before her. Keys are
+//! `<ns>:cart:<len>:<scope>:<id>` and `<ns>:cartreq:<len>:<scope>:<id>`
+//! (the length makes any scope and id unambiguous), markers
+//! `<ns>:merged:<guest id>`.
 //!
 //! Every change is one Lua script, so it is atomic in Redis: concurrent
 //! adds of one SKU all count (HINCRBY semantics, not read-modify-write),
-//! and a cap or owner check cannot race the change it guards. The
+//! and a cap check cannot race the change it guards. The
 //! in-process store does the same steps under one lock with the functions
 //! of [`crate::domain`]. Expiry is decided on the service's clock (`_exp`);
 //! Redis's own EXPIRE, a little later, only collects the garbage.
@@ -44,9 +52,26 @@ pub enum Store {
 /// The in-process carts.
 #[derive(Default)]
 pub struct Memory {
-    carts: HashMap<String, CartState>,
+    /// By (scope, cart id).
+    carts: HashMap<(String, String), CartState>,
     merged: HashMap<String, i64>,
 }
+
+impl Memory {
+    /// Drops what expired, once the maps are large.
+    fn sweep(&mut self, now: i64) {
+        if self.carts.len() + self.merged.len() > SWEEP_AT {
+            self.carts.retain(|_, cart| cart.expires_at > now);
+            self.merged.retain(|_, until| *until > now);
+        }
+    }
+}
+
+/// In-process carts are swept of expired ones past this many.
+const SWEEP_AT: usize = 100_000;
+
+/// Whose cart ids: a signed-in user's (their subject), or a guest's ("").
+pub type Scope<'a> = &'a str;
 
 impl Store {
     /// Redis at `redis_url` under `namespace`, or in-process.
@@ -60,21 +85,22 @@ impl Store {
         })
     }
 
-    /// The cart `cart_id` as `now` sees it (empty when unknown or expired).
-    pub async fn get(&self, cart_id: &str, now: i64) -> Result<CartState, StoreError> {
+    /// The cart as `now` sees it (empty when unknown or expired).
+    pub async fn get(
+        &self,
+        scope: Scope<'_>,
+        cart_id: &str,
+        now: i64,
+    ) -> Result<CartState, StoreError> {
         match self {
             Store::Memory(memory) => {
                 let memory = memory.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(memory
-                    .carts
-                    .get(cart_id)
-                    .cloned()
-                    .unwrap_or_default()
-                    .at(now))
+                let key = (scope.to_owned(), cart_id.to_owned());
+                Ok(memory.carts.get(&key).cloned().unwrap_or_default().at(now))
             }
             Store::Redis { conn, namespace } => {
                 let fields: Vec<(String, String)> = redis::cmd("HGETALL")
-                    .arg(cart_key(namespace, cart_id))
+                    .arg(cart_key(namespace, scope, cart_id))
                     .query_async(&mut conn.clone())
                     .await?;
                 Ok(state_of(fields).at(now))
@@ -86,24 +112,23 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn add(
         &self,
+        scope: Scope<'_>,
         cart_id: &str,
         sku: &str,
         quantity: i64,
         request_id: &str,
-        subject: Option<&str>,
         now: i64,
         ttl_micros: i64,
     ) -> Changed {
-        let expires_at = now + ttl_micros;
+        let expires_at = now.saturating_add(ttl_micros);
         match self {
-            Store::Memory(memory) => Ok(memory_change(memory, cart_id, now, |cart| {
-                cart.add(sku, quantity, request_id, subject, expires_at)
+            Store::Memory(memory) => Ok(memory_change(memory, scope, cart_id, now, |cart| {
+                cart.add(sku, quantity, request_id, expires_at)
             })),
             Store::Redis { conn, namespace } => {
-                let key = cart_key(namespace, cart_id);
                 let answer: Vec<String> = ADD
-                    .key(&key)
-                    .key(format!("{key}:req"))
+                    .key(cart_key(namespace, scope, cart_id))
+                    .key(requests_key(namespace, scope, cart_id))
                     .arg(sku)
                     .arg(quantity)
                     .arg(request_id)
@@ -112,7 +137,6 @@ impl Store {
                     .arg(MAX_LINES)
                     .arg(MAX_QUANTITY)
                     .arg(redis_ttl(ttl_micros))
-                    .arg(subject.unwrap_or(""))
                     .invoke_async(&mut conn.clone())
                     .await?;
                 answer_of(answer)
@@ -123,22 +147,22 @@ impl Store {
     /// Sets the quantity of `sku` (0 removes it).
     pub async fn set(
         &self,
+        scope: Scope<'_>,
         cart_id: &str,
         sku: &str,
         quantity: i64,
-        subject: Option<&str>,
         now: i64,
         ttl_micros: i64,
     ) -> Changed {
-        let expires_at = now + ttl_micros;
+        let expires_at = now.saturating_add(ttl_micros);
         match self {
-            Store::Memory(memory) => Ok(memory_change(memory, cart_id, now, |cart| {
-                cart.set(sku, quantity, subject, expires_at)
+            Store::Memory(memory) => Ok(memory_change(memory, scope, cart_id, now, |cart| {
+                cart.set(sku, quantity, expires_at)
             })),
             Store::Redis { conn, namespace } => {
-                let key = cart_key(namespace, cart_id);
                 let answer: Vec<String> = SET
-                    .key(&key)
+                    .key(cart_key(namespace, scope, cart_id))
+                    .key(requests_key(namespace, scope, cart_id))
                     .arg(sku)
                     .arg(quantity)
                     .arg(now)
@@ -146,7 +170,6 @@ impl Store {
                     .arg(MAX_LINES)
                     .arg(MAX_QUANTITY)
                     .arg(redis_ttl(ttl_micros))
-                    .arg(subject.unwrap_or(""))
                     .invoke_async(&mut conn.clone())
                     .await?;
                 answer_of(answer)
@@ -154,19 +177,25 @@ impl Store {
         }
     }
 
-    /// Empties the cart (its owner stays).
-    pub async fn clear(&self, cart_id: &str, subject: Option<&str>, now: i64) -> Changed {
+    /// Empties the cart.
+    pub async fn clear(&self, scope: Scope<'_>, cart_id: &str, now: i64) -> Changed {
         match self {
-            Store::Memory(memory) => Ok(memory_change(memory, cart_id, now, |cart| {
-                cart.clear(subject)
-            })),
+            Store::Memory(memory) => {
+                let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
+                let key = (scope.to_owned(), cart_id.to_owned());
+                let Some(cart) = memory.carts.get_mut(&key) else {
+                    return Ok(Ok(CartState::default()));
+                };
+                let mut fresh = std::mem::take(cart).at(now);
+                fresh.clear();
+                *cart = fresh.clone();
+                Ok(Ok(fresh))
+            }
             Store::Redis { conn, namespace } => {
-                let key = cart_key(namespace, cart_id);
                 let answer: Vec<String> = CLEAR
-                    .key(&key)
-                    .key(format!("{key}:req"))
+                    .key(cart_key(namespace, scope, cart_id))
+                    .key(requests_key(namespace, scope, cart_id))
                     .arg(now)
-                    .arg(subject.unwrap_or(""))
                     .invoke_async(&mut conn.clone())
                     .await?;
                 answer_of(answer)
@@ -174,67 +203,64 @@ impl Store {
         }
     }
 
-    /// Moves `guest_id`'s lines into `cart_id`, once.
+    /// Moves the guest cart `guest_id`'s lines into `cart_id` (of `scope`),
+    /// once.
     pub async fn merge(
         &self,
+        scope: Scope<'_>,
         cart_id: &str,
         guest_id: &str,
-        subject: Option<&str>,
         now: i64,
         ttl_micros: i64,
     ) -> Changed {
-        let expires_at = now + ttl_micros;
-        if cart_id == guest_id {
-            return Ok(self.get(cart_id, now).await.map(Ok)?.and_then(|cart| {
-                cart.check_owner(subject)?;
-                Ok(cart)
-            }));
+        let expires_at = now.saturating_add(ttl_micros);
+        if scope.is_empty() && cart_id == guest_id {
+            return Ok(Ok(self.get(scope, cart_id, now).await?));
         }
         match self {
             Store::Memory(memory) => {
                 let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
-                let target = memory
-                    .carts
-                    .get(cart_id)
-                    .cloned()
-                    .unwrap_or_default()
-                    .at(now);
+                memory.sweep(now);
+                let key = (scope.to_owned(), cart_id.to_owned());
+                let guest_key = (String::new(), guest_id.to_owned());
+                let mut target = memory.carts.get(&key).cloned().unwrap_or_default().at(now);
                 if memory
                     .merged
                     .get(guest_id)
                     .is_some_and(|until| *until > now)
                 {
-                    return Ok(target.check_owner(subject).map(|()| target));
+                    return Ok(Ok(target));
                 }
                 let guest = memory
                     .carts
-                    .get(guest_id)
+                    .get(&guest_key)
                     .cloned()
                     .unwrap_or_default()
                     .at(now);
-                let mut merged = target;
-                if let Err(refusal) = merged.merge(&guest, subject, expires_at) {
-                    return Ok(Err(refusal));
+                if guest.lines.is_empty() {
+                    return Ok(Ok(target));
                 }
-                memory.carts.insert(cart_id.to_owned(), merged.clone());
-                memory.carts.remove(guest_id);
-                memory.merged.insert(guest_id.to_owned(), expires_at);
-                Ok(Ok(merged))
+                target.merge(&guest, expires_at);
+                memory.carts.insert(key, target.clone());
+                memory.carts.remove(&guest_key);
+                memory.merged.insert(
+                    guest_id.to_owned(),
+                    expires_at.saturating_add(GRACE_SECS * 1_000_000),
+                );
+                Ok(Ok(target))
             }
             Store::Redis { conn, namespace } => {
-                let key = cart_key(namespace, cart_id);
-                let guest = cart_key(namespace, guest_id);
                 let answer: Vec<String> = MERGE
-                    .key(&key)
-                    .key(&guest)
-                    .key(format!("{guest}:req"))
+                    .key(cart_key(namespace, scope, cart_id))
+                    .key(requests_key(namespace, scope, cart_id))
+                    .key(cart_key(namespace, "", guest_id))
+                    .key(requests_key(namespace, "", guest_id))
                     .key(format!("{namespace}:merged:{guest_id}"))
                     .arg(now)
                     .arg(expires_at)
                     .arg(MAX_LINES)
                     .arg(MAX_QUANTITY)
                     .arg(redis_ttl(ttl_micros))
-                    .arg(subject.unwrap_or(""))
                     .invoke_async(&mut conn.clone())
                     .await?;
                 answer_of(answer)
@@ -261,29 +287,34 @@ impl Store {
 /// One change of an in-process cart under the lock.
 fn memory_change(
     memory: &Mutex<Memory>,
+    scope: Scope<'_>,
     cart_id: &str,
     now: i64,
     change: impl FnOnce(&mut CartState) -> Result<(), Refusal>,
 ) -> Result<CartState, Refusal> {
     let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cart = memory
-        .carts
-        .get(cart_id)
-        .cloned()
-        .unwrap_or_default()
-        .at(now);
+    memory.sweep(now);
+    let key = (scope.to_owned(), cart_id.to_owned());
+    let mut cart = memory.carts.get(&key).cloned().unwrap_or_default().at(now);
     change(&mut cart)?;
-    memory.carts.insert(cart_id.to_owned(), cart.clone());
+    memory.carts.insert(key, cart.clone());
     Ok(cart)
 }
 
-fn cart_key(namespace: &str, cart_id: &str) -> String {
-    format!("{namespace}:cart:{cart_id}")
+fn cart_key(namespace: &str, scope: Scope<'_>, cart_id: &str) -> String {
+    format!("{namespace}:cart:{}:{scope}:{cart_id}", scope.len())
+}
+
+fn requests_key(namespace: &str, scope: Scope<'_>, cart_id: &str) -> String {
+    format!("{namespace}:cartreq:{}:{scope}:{cart_id}", scope.len())
 }
 
 /// Redis's own expiry: the cart's, plus a grace, in whole seconds.
 fn redis_ttl(ttl_micros: i64) -> i64 {
-    ttl_micros.div_euclid(1_000_000).max(1) + GRACE_SECS
+    ttl_micros
+        .div_euclid(1_000_000)
+        .max(1)
+        .saturating_add(GRACE_SECS)
 }
 
 /// A cart from its hash's fields.
@@ -296,11 +327,16 @@ fn state_of(fields: Vec<(String, String)>) -> CartState {
             }
         } else if field == "_exp" {
             cart.expires_at = value.parse().unwrap_or(0);
-        } else if field == "_owner" {
-            cart.owner = Some(value);
         }
     }
     cart
+}
+
+fn unexpected(what: &'static str) -> StoreError {
+    StoreError(redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        what,
+    )))
 }
 
 /// A script's answer: `["ok", field, value, ...]` (the cart's hash after
@@ -319,28 +355,21 @@ fn answer_of(answer: Vec<String>) -> Changed {
         }
         Some((status, rest)) if status == "err" => {
             let reason = rest.first().map(String::as_str).unwrap_or("");
-            Ok(Err(Refusal::from_code(reason).unwrap_or(Refusal::NotYours)))
+            Refusal::from_code(reason)
+                .map(Err)
+                .ok_or_else(|| unexpected("unknown cart script refusal"))
         }
-        _ => Err(StoreError(redis::RedisError::from((
-            redis::ErrorKind::UnexpectedReturnType,
-            "unexpected cart script answer",
-        )))),
+        _ => Err(unexpected("unexpected cart script answer")),
     }
 }
 
-/// The steps every script starts with: an expired cart (on the service's
-/// clock) is deleted, and a cart of another owner is refused.
+/// The steps every script shares: an expired cart (on the service's clock)
+/// is deleted with its request ids, and every write moves the expiry of
+/// both.
 const PRELUDE: &str = r"
-local function fresh(cart, extra, now)
+local function fresh(cart, reqs, now)
   local e = tonumber(redis.call('HGET', cart, '_exp') or '0')
-  if e > 0 and e <= now then
-    redis.call('DEL', cart)
-    if extra then redis.call('DEL', extra) end
-  end
-end
-local function owner_ok(cart, subject)
-  local owner = redis.call('HGET', cart, '_owner')
-  return (not owner) or subject == '' or owner == subject
+  if e > 0 and e <= now then redis.call('DEL', cart, reqs) end
 end
 local function lines(cart)
   local n = 0
@@ -349,12 +378,10 @@ local function lines(cart)
   end
   return n
 end
-local function touch(cart, exp, ttl, subject)
+local function touch(cart, reqs, exp, ttl)
   redis.call('HSET', cart, '_exp', exp)
-  if subject ~= '' and not redis.call('HGET', cart, '_owner') then
-    redis.call('HSET', cart, '_owner', subject)
-  end
   redis.call('EXPIRE', cart, ttl)
+  if redis.call('EXISTS', reqs) == 1 then redis.call('EXPIRE', reqs, ttl) end
 end
 local function answer(cart)
   local out = {'ok'}
@@ -368,14 +395,12 @@ fn script(body: &str) -> redis::Script {
 }
 
 /// KEYS: cart, requests. ARGV: sku, quantity, request id, now, expiry,
-/// max lines, max quantity, Redis TTL, subject.
+/// max lines, max quantity, Redis TTL.
 static ADD: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     script(
         r"
 local cart, reqs = KEYS[1], KEYS[2]
-local now = tonumber(ARGV[4])
-fresh(cart, reqs, now)
-if not owner_ok(cart, ARGV[9]) then return {'err', 'NOT_FOUND'} end
+fresh(cart, reqs, tonumber(ARGV[4]))
 if redis.call('SISMEMBER', reqs, ARGV[3]) == 1 then return answer(cart) end
 local field = 's:' .. ARGV[1]
 local current = tonumber(redis.call('HGET', cart, field) or '0')
@@ -383,21 +408,19 @@ if current == 0 and lines(cart) >= tonumber(ARGV[6]) then return {'err', 'CART_F
 if current + tonumber(ARGV[2]) > tonumber(ARGV[7]) then return {'err', 'QUANTITY_CAP'} end
 redis.call('HINCRBY', cart, field, tonumber(ARGV[2]))
 redis.call('SADD', reqs, ARGV[3])
-redis.call('EXPIRE', reqs, ARGV[8])
-touch(cart, ARGV[5], ARGV[8], ARGV[9])
+touch(cart, reqs, ARGV[5], ARGV[8])
 return answer(cart)
 ",
     )
 });
 
-/// KEYS: cart. ARGV: sku, quantity, now, expiry, max lines, max quantity,
-/// Redis TTL, subject.
+/// KEYS: cart, requests. ARGV: sku, quantity, now, expiry, max lines, max
+/// quantity, Redis TTL.
 static SET: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     script(
         r"
-local cart = KEYS[1]
-fresh(cart, cart .. ':req', tonumber(ARGV[3]))
-if not owner_ok(cart, ARGV[8]) then return {'err', 'NOT_FOUND'} end
+local cart, reqs = KEYS[1], KEYS[2]
+fresh(cart, reqs, tonumber(ARGV[3]))
 local field = 's:' .. ARGV[1]
 local quantity = tonumber(ARGV[2])
 if quantity == 0 then
@@ -409,55 +432,57 @@ else
   if quantity > tonumber(ARGV[6]) then return {'err', 'QUANTITY_CAP'} end
   redis.call('HSET', cart, field, quantity)
 end
-touch(cart, ARGV[4], ARGV[7], ARGV[8])
+touch(cart, reqs, ARGV[4], ARGV[7])
 return answer(cart)
 ",
     )
 });
 
-/// KEYS: cart, requests. ARGV: now, subject.
+/// KEYS: cart, requests. ARGV: now. The request ids stay: a late retry of
+/// an add from before the clear adds nothing.
 static CLEAR: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     script(
         r"
 local cart, reqs = KEYS[1], KEYS[2]
 fresh(cart, reqs, tonumber(ARGV[1]))
-if not owner_ok(cart, ARGV[2]) then return {'err', 'NOT_FOUND'} end
 for _, f in ipairs(redis.call('HKEYS', cart)) do
   if string.sub(f, 1, 2) == 's:' then redis.call('HDEL', cart, f) end
 end
-redis.call('DEL', reqs)
 return answer(cart)
 ",
     )
 });
 
-/// KEYS: cart, guest, guest requests, merge marker. ARGV: now, expiry, max
-/// lines, max quantity, Redis TTL, subject.
+/// KEYS: cart, its requests, guest, its requests, merge marker. ARGV: now,
+/// expiry, max lines, max quantity, Redis TTL. Guest lines are taken in
+/// SKU order (as the in-process store does), so the same ones are dropped
+/// past the line cap.
 static MERGE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     script(
         r"
-local cart, guest, guest_reqs, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local cart, reqs, guest, guest_reqs, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = tonumber(ARGV[1])
-fresh(cart, cart .. ':req', now)
+fresh(cart, reqs, now)
 fresh(guest, guest_reqs, now)
-if not owner_ok(cart, ARGV[6]) then return {'err', 'NOT_FOUND'} end
 if redis.call('EXISTS', marker) == 1 then return answer(cart) end
-if not owner_ok(guest, ARGV[6]) then return {'err', 'NOT_FOUND'} end
+local skus = {}
+for _, f in ipairs(redis.call('HKEYS', guest)) do
+  if string.sub(f, 1, 2) == 's:' then table.insert(skus, f) end
+end
+if #skus == 0 then return answer(cart) end
+table.sort(skus)
 local count = lines(cart)
-local fields = redis.call('HGETALL', guest)
-for i = 1, #fields, 2 do
-  local f, v = fields[i], tonumber(fields[i + 1])
-  if string.sub(f, 1, 2) == 's:' then
-    local current = tonumber(redis.call('HGET', cart, f) or '0')
-    if current > 0 or count < tonumber(ARGV[3]) then
-      if current == 0 then count = count + 1 end
-      redis.call('HSET', cart, f, math.min(current + v, tonumber(ARGV[4])))
-    end
+for _, f in ipairs(skus) do
+  local v = tonumber(redis.call('HGET', guest, f))
+  local current = tonumber(redis.call('HGET', cart, f) or '0')
+  if current > 0 or count < tonumber(ARGV[3]) then
+    if current == 0 then count = count + 1 end
+    redis.call('HSET', cart, f, math.min(current + v, tonumber(ARGV[4])))
   end
 end
 redis.call('DEL', guest, guest_reqs)
 redis.call('SET', marker, '1', 'EX', ARGV[5])
-touch(cart, ARGV[2], ARGV[5], ARGV[6])
+touch(cart, reqs, ARGV[2], ARGV[5])
 return answer(cart)
 ",
     )

@@ -50,7 +50,11 @@ impl CartApi {
 
     /// Checks that the catalogue has `sku`, priced in the currency of the
     /// cart's priced lines.
-    async fn check_product(&self, cart: &CartState, sku: &str) -> Result<(), CartError> {
+    async fn check_product(&self, scope: &str, cart_id: &str, sku: &str) -> Result<(), CartError> {
+        let cart = self
+            .store
+            .get(scope, cart_id, self.clock.now_micros())
+            .await?;
         let mut skus: Vec<String> = cart.lines.keys().cloned().collect();
         if !cart.lines.contains_key(sku) {
             skus.push(sku.to_owned());
@@ -103,12 +107,7 @@ impl CartService for CartApi {
     ) -> Result<Response<pb::AddItemResponse>, Status> {
         let r = request.into_inner();
         let scope = scope();
-        let current = self
-            .store
-            .get(&scope, &r.cart_id, self.clock.now_micros())
-            .await
-            .map_err(CartError::from)?;
-        self.check_product(&current, &r.sku).await?;
+        self.check_product(&scope, &r.cart_id, &r.sku).await?;
         let changed = self
             .store
             .add(
@@ -132,12 +131,7 @@ impl CartService for CartApi {
         let r = request.into_inner();
         let scope = scope();
         if r.quantity > 0 {
-            let current = self
-                .store
-                .get(&scope, &r.cart_id, self.clock.now_micros())
-                .await
-                .map_err(CartError::from)?;
-            self.check_product(&current, &r.sku).await?;
+            self.check_product(&scope, &r.cart_id, &r.sku).await?;
         }
         let changed = self
             .store

@@ -48,34 +48,15 @@ impl CartApi {
         self.priced(cart_id, state).await
     }
 
-    /// Checks that the catalogue has `sku`, priced in the currency of the
-    /// cart's priced lines.
-    async fn check_product(&self, scope: &str, cart_id: &str, sku: &str) -> Result<(), CartError> {
-        let cart = self
-            .store
-            .get(scope, cart_id, self.clock.now_micros())
-            .await?;
-        let mut skus: Vec<String> = cart.lines.keys().cloned().collect();
-        if !cart.lines.contains_key(sku) {
-            skus.push(sku.to_owned());
-        }
-        let prices = self.catalogue.prices(skus).await?;
-        let price = prices
+    /// The currency the catalogue prices `sku` in (NOT_FOUND when it does
+    /// not have it). Whether it is the cart's is checked by the change
+    /// itself, atomically.
+    async fn currency_of(&self, sku: &str) -> Result<String, CartError> {
+        let prices = self.catalogue.prices(vec![sku.to_owned()]).await?;
+        prices
             .get(sku)
-            .ok_or_else(|| CartError::UnknownProduct(sku.to_owned()))?;
-        if let Some(cart_currency) = prices
-            .iter()
-            .find(|(other, _)| other.as_str() != sku)
-            .map(|(_, p)| p.currency.clone())
-            && cart_currency != price.currency
-        {
-            return Err(CartError::CurrencyMismatch {
-                sku: sku.to_owned(),
-                currency: price.currency.clone(),
-                cart_currency,
-            });
-        }
-        Ok(())
+            .map(|price| price.currency.clone())
+            .ok_or_else(|| CartError::UnknownProduct(sku.to_owned()))
     }
 }
 
@@ -106,15 +87,15 @@ impl CartService for CartApi {
         request: Request<pb::AddItemRequest>,
     ) -> Result<Response<pb::AddItemResponse>, Status> {
         let r = request.into_inner();
-        let scope = scope();
-        self.check_product(&scope, &r.cart_id, &r.sku).await?;
+        let currency = self.currency_of(&r.sku).await?;
         let changed = self
             .store
             .add(
-                &scope,
+                &scope(),
                 &r.cart_id,
                 &r.sku,
                 i64::from(r.quantity),
+                &currency,
                 &r.request_id,
                 self.clock.now_micros(),
                 self.ttl_micros,
@@ -129,17 +110,19 @@ impl CartService for CartApi {
         request: Request<pb::SetItemQuantityRequest>,
     ) -> Result<Response<pb::SetItemQuantityResponse>, Status> {
         let r = request.into_inner();
-        let scope = scope();
-        if r.quantity > 0 {
-            self.check_product(&scope, &r.cart_id, &r.sku).await?;
-        }
+        let currency = if r.quantity > 0 {
+            self.currency_of(&r.sku).await?
+        } else {
+            String::new()
+        };
         let changed = self
             .store
             .set(
-                &scope,
+                &scope(),
                 &r.cart_id,
                 &r.sku,
                 i64::from(r.quantity),
+                &currency,
                 self.clock.now_micros(),
                 self.ttl_micros,
             )

@@ -18,6 +18,8 @@ pub struct CartState {
     pub expires_at: i64,
     /// Request ids of the adds applied (a retry adds nothing).
     pub requests: BTreeSet<String>,
+    /// The currency of its lines' prices; `None` while it has no lines.
+    pub currency: Option<String>,
 }
 
 /// Why a change was refused.
@@ -27,6 +29,8 @@ pub enum Refusal {
     Full,
     /// A line past [`MAX_QUANTITY`].
     QuantityCap,
+    /// A product priced in another currency than the cart's lines.
+    CurrencyMismatch,
 }
 
 impl Refusal {
@@ -35,6 +39,7 @@ impl Refusal {
         match self {
             Refusal::Full => "CART_FULL",
             Refusal::QuantityCap => "QUANTITY_CAP",
+            Refusal::CurrencyMismatch => "CURRENCY_MISMATCH",
         }
     }
 
@@ -43,6 +48,7 @@ impl Refusal {
         match code {
             "CART_FULL" => Some(Refusal::Full),
             "QUANTITY_CAP" => Some(Refusal::QuantityCap),
+            "CURRENCY_MISMATCH" => Some(Refusal::CurrencyMismatch),
             _ => None,
         }
     }
@@ -71,17 +77,29 @@ impl CartState {
         }
     }
 
-    /// Adds `quantity` of `sku`, once per `request_id`.
+    /// Refuses a product priced in `currency` unless the cart's lines are
+    /// priced in it too (or there are none).
+    fn same_currency(&self, currency: &str) -> Result<(), Refusal> {
+        match &self.currency {
+            Some(mine) if mine != currency => Err(Refusal::CurrencyMismatch),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds `quantity` of `sku`, priced in `currency`, once per
+    /// `request_id`.
     pub fn add(
         &mut self,
         sku: &str,
         quantity: i64,
+        currency: &str,
         request_id: &str,
         expires_at: i64,
     ) -> Result<(), Refusal> {
         if self.requests.contains(request_id) {
             return Ok(());
         }
+        self.same_currency(currency)?;
         self.fits_line(sku)?;
         let new = self.lines.get(sku).copied().unwrap_or(0) + quantity;
         if new > MAX_QUANTITY {
@@ -89,20 +107,33 @@ impl CartState {
         }
         self.lines.insert(sku.to_owned(), new);
         self.requests.insert(request_id.to_owned());
+        self.currency = Some(currency.to_owned());
         self.expires_at = expires_at;
         Ok(())
     }
 
-    /// Sets the quantity of `sku`; 0 removes the line.
-    pub fn set(&mut self, sku: &str, quantity: i64, expires_at: i64) -> Result<(), Refusal> {
+    /// Sets the quantity of `sku` (priced in `currency`); 0 removes the
+    /// line.
+    pub fn set(
+        &mut self,
+        sku: &str,
+        quantity: i64,
+        currency: &str,
+        expires_at: i64,
+    ) -> Result<(), Refusal> {
         if quantity == 0 {
             self.lines.remove(sku);
+            if self.lines.is_empty() {
+                self.currency = None;
+            }
         } else {
+            self.same_currency(currency)?;
             self.fits_line(sku)?;
             if quantity > MAX_QUANTITY {
                 return Err(Refusal::QuantityCap);
             }
             self.lines.insert(sku.to_owned(), quantity);
+            self.currency = Some(currency.to_owned());
         }
         self.expires_at = expires_at;
         Ok(())
@@ -112,11 +143,16 @@ impl CartState {
     /// from before the clear adds nothing).
     pub fn clear(&mut self) {
         self.lines.clear();
+        self.currency = None;
     }
 
     /// Adds the lines of `guest` (sums, each clamped to the per-line cap;
-    /// lines past the line cap are dropped).
-    pub fn merge(&mut self, guest: &CartState, expires_at: i64) {
+    /// lines past the line cap are dropped); refused when the two carts
+    /// are in different currencies.
+    pub fn merge(&mut self, guest: &CartState, expires_at: i64) -> Result<(), Refusal> {
+        if let Some(theirs) = &guest.currency {
+            self.same_currency(theirs)?;
+        }
         for (sku, quantity) in &guest.lines {
             if self.fits_line(sku).is_err() {
                 continue;
@@ -124,7 +160,11 @@ impl CartState {
             let new = (self.lines.get(sku).copied().unwrap_or(0) + quantity).min(MAX_QUANTITY);
             self.lines.insert(sku.clone(), new);
         }
+        if self.currency.is_none() {
+            self.currency = guest.currency.clone();
+        }
         self.expires_at = expires_at;
+        Ok(())
     }
 }
 
@@ -195,25 +235,50 @@ mod tests {
     #[test]
     fn adds_count_once_per_request_and_respect_the_caps() {
         let mut cart = CartState::default();
-        cart.add("A", 2, "r1", 100).unwrap();
-        cart.add("A", 2, "r1", 100).unwrap();
+        cart.add("A", 2, "EUR", "r1", 100).unwrap();
+        cart.add("A", 2, "EUR", "r1", 100).unwrap();
         assert_eq!(cart.lines["A"], 2, "a retry adds nothing");
-        assert_eq!(cart.add("A", 99, "r2", 100), Err(Refusal::QuantityCap));
+        assert_eq!(
+            cart.add("A", 99, "EUR", "r2", 100),
+            Err(Refusal::QuantityCap)
+        );
         assert_eq!(cart.lines["A"], 2, "a refusal changes nothing");
         for i in 1..MAX_LINES {
-            cart.add(&format!("S{i}"), 1, &format!("x{i}"), 100)
+            cart.add(&format!("S{i}"), 1, "EUR", &format!("x{i}"), 100)
                 .unwrap();
         }
-        assert_eq!(cart.add("ONE-TOO-MANY", 1, "r3", 100), Err(Refusal::Full));
-        cart.add("A", 1, "r4", 100).unwrap();
+        assert_eq!(
+            cart.add("ONE-TOO-MANY", 1, "EUR", "r3", 100),
+            Err(Refusal::Full)
+        );
+        cart.add("A", 1, "EUR", "r4", 100).unwrap();
         assert_eq!(cart.lines["A"], 3, "an existing line still grows");
+    }
+
+    #[test]
+    fn a_cart_keeps_to_one_currency_until_it_is_empty() {
+        let mut cart = CartState::default();
+        cart.add("A", 1, "EUR", "r1", 100).unwrap();
+        assert_eq!(
+            cart.add("Y", 1, "CNY", "r2", 100),
+            Err(Refusal::CurrencyMismatch)
+        );
+        assert_eq!(cart.set("Y", 1, "CNY", 100), Err(Refusal::CurrencyMismatch));
+        cart.set("A", 0, "EUR", 100).unwrap();
+        cart.add("Y", 1, "CNY", "r3", 100).unwrap();
+        let mut guest = CartState::default();
+        guest.add("B", 1, "EUR", "g1", 100).unwrap();
+        assert_eq!(cart.merge(&guest, 100), Err(Refusal::CurrencyMismatch));
+        cart.clear();
+        cart.merge(&guest, 100).unwrap();
+        assert_eq!(cart.currency.as_deref(), Some("EUR"));
     }
 
     #[test]
     fn expiry_slides_and_an_expired_cart_is_empty() {
         let mut cart = CartState::default();
-        cart.add("A", 1, "r1", 100).unwrap();
-        cart.set("A", 3, 200).unwrap();
+        cart.add("A", 1, "EUR", "r1", 100).unwrap();
+        cart.set("A", 3, "EUR", 200).unwrap();
         assert_eq!(cart.expires_at, 200, "every write moves the expiry");
         assert_eq!(cart.clone().at(199).lines["A"], 3);
         assert_eq!(cart.at(200), CartState::default());
@@ -222,13 +287,13 @@ mod tests {
     #[test]
     fn merging_sums_clamps_and_replaying_it_is_the_stores_business() {
         let mut user = CartState::default();
-        user.add("A", 1, "u1", 100).unwrap();
-        user.add("C", 3, "u2", 100).unwrap();
+        user.add("A", 1, "EUR", "u1", 100).unwrap();
+        user.add("C", 3, "EUR", "u2", 100).unwrap();
         let mut guest = CartState::default();
-        guest.add("A", 2, "g1", 50).unwrap();
-        guest.add("B", 1, "g2", 50).unwrap();
-        guest.add("C", 99, "g3", 50).unwrap();
-        user.merge(&guest, 300);
+        guest.add("A", 2, "EUR", "g1", 50).unwrap();
+        guest.add("B", 1, "EUR", "g2", 50).unwrap();
+        guest.add("C", 99, "EUR", "g3", 50).unwrap();
+        user.merge(&guest, 300).unwrap();
         assert_eq!(
             user.lines,
             BTreeMap::from([("A".into(), 3), ("B".into(), 1), ("C".into(), MAX_QUANTITY)])
@@ -239,9 +304,9 @@ mod tests {
     #[test]
     fn a_cart_is_priced_in_its_currency_from_the_catalogue_now() {
         let mut cart = CartState::default();
-        cart.add("A", 2, "r1", 100).unwrap();
-        cart.add("B", 1, "r2", 100).unwrap();
-        cart.add("GONE", 4, "r3", 100).unwrap();
+        cart.add("A", 2, "EUR", "r1", 100).unwrap();
+        cart.add("B", 1, "EUR", "r2", 100).unwrap();
+        cart.add("GONE", 4, "EUR", "r3", 100).unwrap();
         let p = |amount_minor| Price {
             name: "x".into(),
             currency: "EUR".into(),

@@ -13,16 +13,9 @@ pub enum CartError {
     /// A SKU the catalogue does not have.
     #[error("product {0} not found")]
     UnknownProduct(String),
-    /// A cap was reached.
+    /// A cap was reached, or the product's currency is not the cart's.
     #[error("{0}")]
     Capped(&'static str, String),
-    /// A SKU priced in another currency than the cart's lines.
-    #[error("product {sku} is priced in {currency}, the cart in {cart_currency}")]
-    CurrencyMismatch {
-        sku: String,
-        currency: String,
-        cart_currency: String,
-    },
     /// The catalogue could not be asked.
     #[error("catalogue: {0}")]
     Catalogue(String),
@@ -43,6 +36,10 @@ impl CartError {
                 "QUANTITY_CAP",
                 format!("a line holds at most {} units", crate::domain::MAX_QUANTITY),
             ),
+            Refusal::CurrencyMismatch => CartError::Capped(
+                "CURRENCY_MISMATCH",
+                "the product is priced in another currency than the cart's lines".to_owned(),
+            ),
         }
     }
 }
@@ -53,11 +50,6 @@ impl From<CartError> for Status {
         match &error {
             UnknownProduct(sku) => errors::not_found("product", &format!("products/{sku}")),
             Capped(reason, message) => errors::failed_precondition(reason, "cart", message),
-            CurrencyMismatch { sku, .. } => errors::failed_precondition(
-                "CURRENCY_MISMATCH",
-                &format!("products/{sku}"),
-                &error.to_string(),
-            ),
             Catalogue(cause) => errors::unavailable("commerce.product", cause),
             Store(cause) => errors::unavailable("cart store", cause),
         }

@@ -116,6 +116,7 @@ impl Store {
         cart_id: &str,
         sku: &str,
         quantity: i64,
+        currency: &str,
         request_id: &str,
         now: i64,
         ttl_micros: i64,
@@ -123,7 +124,7 @@ impl Store {
         let expires_at = now.saturating_add(ttl_micros);
         match self {
             Store::Memory(memory) => Ok(memory_change(memory, scope, cart_id, now, |cart| {
-                cart.add(sku, quantity, request_id, expires_at)
+                cart.add(sku, quantity, currency, request_id, expires_at)
             })),
             Store::Redis { conn, namespace } => {
                 let answer: Vec<String> = ADD
@@ -137,6 +138,7 @@ impl Store {
                     .arg(MAX_LINES)
                     .arg(MAX_QUANTITY)
                     .arg(redis_ttl(ttl_micros))
+                    .arg(currency)
                     .invoke_async(&mut conn.clone())
                     .await?;
                 answer_of(answer)
@@ -145,19 +147,21 @@ impl Store {
     }
 
     /// Sets the quantity of `sku` (0 removes it).
+    #[allow(clippy::too_many_arguments)]
     pub async fn set(
         &self,
         scope: Scope<'_>,
         cart_id: &str,
         sku: &str,
         quantity: i64,
+        currency: &str,
         now: i64,
         ttl_micros: i64,
     ) -> Changed {
         let expires_at = now.saturating_add(ttl_micros);
         match self {
             Store::Memory(memory) => Ok(memory_change(memory, scope, cart_id, now, |cart| {
-                cart.set(sku, quantity, expires_at)
+                cart.set(sku, quantity, currency, expires_at)
             })),
             Store::Redis { conn, namespace } => {
                 let answer: Vec<String> = SET
@@ -170,6 +174,7 @@ impl Store {
                     .arg(MAX_LINES)
                     .arg(MAX_QUANTITY)
                     .arg(redis_ttl(ttl_micros))
+                    .arg(currency)
                     .invoke_async(&mut conn.clone())
                     .await?;
                 answer_of(answer)
@@ -240,7 +245,9 @@ impl Store {
                 if guest.lines.is_empty() {
                     return Ok(Ok(target));
                 }
-                target.merge(&guest, expires_at);
+                if let Err(refusal) = target.merge(&guest, expires_at) {
+                    return Ok(Err(refusal));
+                }
                 memory.carts.insert(key, target.clone());
                 memory.carts.remove(&guest_key);
                 memory.merged.insert(
@@ -327,6 +334,8 @@ fn state_of(fields: Vec<(String, String)>) -> CartState {
             }
         } else if field == "_exp" {
             cart.expires_at = value.parse().unwrap_or(0);
+        } else if field == "_cur" {
+            cart.currency = Some(value);
         }
     }
     cart
@@ -378,6 +387,10 @@ local function lines(cart)
   end
   return n
 end
+local function same_currency(cart, currency)
+  local mine = redis.call('HGET', cart, '_cur')
+  return (not mine) or mine == currency
+end
 local function touch(cart, reqs, exp, ttl)
   redis.call('HSET', cart, '_exp', exp)
   redis.call('EXPIRE', cart, ttl)
@@ -395,18 +408,20 @@ fn script(body: &str) -> redis::Script {
 }
 
 /// KEYS: cart, requests. ARGV: sku, quantity, request id, now, expiry,
-/// max lines, max quantity, Redis TTL.
+/// max lines, max quantity, Redis TTL, currency.
 static ADD: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     script(
         r"
 local cart, reqs = KEYS[1], KEYS[2]
 fresh(cart, reqs, tonumber(ARGV[4]))
 if redis.call('SISMEMBER', reqs, ARGV[3]) == 1 then return answer(cart) end
+if not same_currency(cart, ARGV[9]) then return {'err', 'CURRENCY_MISMATCH'} end
 local field = 's:' .. ARGV[1]
 local current = tonumber(redis.call('HGET', cart, field) or '0')
 if current == 0 and lines(cart) >= tonumber(ARGV[6]) then return {'err', 'CART_FULL'} end
 if current + tonumber(ARGV[2]) > tonumber(ARGV[7]) then return {'err', 'QUANTITY_CAP'} end
 redis.call('HINCRBY', cart, field, tonumber(ARGV[2]))
+redis.call('HSET', cart, '_cur', ARGV[9])
 redis.call('SADD', reqs, ARGV[3])
 touch(cart, reqs, ARGV[5], ARGV[8])
 return answer(cart)
@@ -415,7 +430,7 @@ return answer(cart)
 });
 
 /// KEYS: cart, requests. ARGV: sku, quantity, now, expiry, max lines, max
-/// quantity, Redis TTL.
+/// quantity, Redis TTL, currency.
 static SET: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     script(
         r"
@@ -425,12 +440,14 @@ local field = 's:' .. ARGV[1]
 local quantity = tonumber(ARGV[2])
 if quantity == 0 then
   redis.call('HDEL', cart, field)
+  if lines(cart) == 0 then redis.call('HDEL', cart, '_cur') end
 else
+  if not same_currency(cart, ARGV[8]) then return {'err', 'CURRENCY_MISMATCH'} end
   if not redis.call('HGET', cart, field) and lines(cart) >= tonumber(ARGV[5]) then
     return {'err', 'CART_FULL'}
   end
   if quantity > tonumber(ARGV[6]) then return {'err', 'QUANTITY_CAP'} end
-  redis.call('HSET', cart, field, quantity)
+  redis.call('HSET', cart, field, quantity, '_cur', ARGV[8])
 end
 touch(cart, reqs, ARGV[4], ARGV[7])
 return answer(cart)
@@ -448,6 +465,7 @@ fresh(cart, reqs, tonumber(ARGV[1]))
 for _, f in ipairs(redis.call('HKEYS', cart)) do
   if string.sub(f, 1, 2) == 's:' then redis.call('HDEL', cart, f) end
 end
+redis.call('HDEL', cart, '_cur')
 return answer(cart)
 ",
     )
@@ -470,6 +488,9 @@ for _, f in ipairs(redis.call('HKEYS', guest)) do
   if string.sub(f, 1, 2) == 's:' then table.insert(skus, f) end
 end
 if #skus == 0 then return answer(cart) end
+local theirs = redis.call('HGET', guest, '_cur')
+if theirs and not same_currency(cart, theirs) then return {'err', 'CURRENCY_MISMATCH'} end
+if theirs then redis.call('HSET', cart, '_cur', theirs) end
 table.sort(skus)
 local count = lines(cart)
 for _, f in ipairs(skus) do

@@ -161,3 +161,25 @@ on_each_backend!(async fn a_retry_of_an_add_from_before_a_clear_adds_nothing(bac
     let retried = h.carts.add_item(request).await.unwrap().into_inner().cart.unwrap();
     assert!(retried.lines.is_empty(), "the add was done once, before the clear");
 });
+
+on_each_backend!(async fn concurrent_first_adds_in_two_currencies_leave_one(backend) {
+    let mut h = start(&backend).await;
+    h.product("YUAN-TEA", "CNY", 3000).await;
+    for i in 0..20 {
+        let cart_id = format!("race-{i}");
+        let (mut a, mut b) = (h.carts.clone(), h.carts.clone());
+        let (eur, cny) = futures::join!(
+            a.add_item(add(&cart_id, "MUG", 1)),
+            b.add_item(add(&cart_id, "YUAN-TEA", 1)),
+        );
+        assert!(eur.is_ok() != cny.is_ok(), "exactly one lands");
+        let refused = eur.err().or(cny.err()).unwrap();
+        assert_eq!(reason(&refused), "CURRENCY_MISMATCH");
+        let cart = h.get(&cart_id).await;
+        assert_eq!(cart.lines.len(), 1, "one currency per cart");
+    }
+    // Emptied by removing its line, a cart takes another currency.
+    h.add("swap", "MUG", 1).await.unwrap();
+    h.carts.set_item_quantity(pb::SetItemQuantityRequest { cart_id: "swap".into(), sku: "MUG".into(), quantity: 0 }).await.unwrap();
+    assert_eq!(lines(&h.add("swap", "YUAN-TEA", 2).await.unwrap()), [s("YUAN-TEA", 2)]);
+});

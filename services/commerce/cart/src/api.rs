@@ -195,7 +195,7 @@ fn cart_to_pb(cart_id: &str, cart: &PricedCart) -> pb::Cart {
                     .price
                     .as_ref()
                     .map(|p| money(&p.currency, p.amount_minor.saturating_mul(line.quantity))),
-                available: line.price.is_some(),
+                available: line.available,
             })
             .collect(),
         subtotal: cart.subtotal.as_ref().map(|(c, a)| money(c, *a)),

@@ -183,6 +183,11 @@ pub struct PricedLine {
     pub quantity: i64,
     /// `None`: the catalogue no longer has it.
     pub price: Option<Price>,
+    /// Priced, in the cart's currency: counted in the subtotal. (A
+    /// product whose price moved to another currency since it was added
+    /// shows its price but is not counted, and cannot be bought with the
+    /// cart as it is.)
+    pub available: bool,
 }
 
 /// A cart priced now.
@@ -198,23 +203,33 @@ pub struct PricedCart {
 
 /// Prices `cart` with `prices` (by SKU).
 pub fn price(cart: &CartState, prices: &BTreeMap<String, Price>) -> PricedCart {
+    // The cart's currency, or (a cart from before it kept one) its first
+    // priced line's.
+    let currency = cart.currency.clone().or_else(|| {
+        cart.lines
+            .keys()
+            .find_map(|sku| prices.get(sku).map(|p| p.currency.clone()))
+    });
     let lines: Vec<PricedLine> = cart
         .lines
         .iter()
-        .map(|(sku, quantity)| PricedLine {
-            sku: sku.clone(),
-            quantity: *quantity,
-            price: prices.get(sku).cloned(),
+        .map(|(sku, quantity)| {
+            let price = prices.get(sku).cloned();
+            PricedLine {
+                sku: sku.clone(),
+                quantity: *quantity,
+                available: price
+                    .as_ref()
+                    .is_some_and(|p| Some(&p.currency) == currency.as_ref()),
+                price,
+            }
         })
         .collect();
-    let currency = lines
-        .iter()
-        .find_map(|l| l.price.as_ref().map(|p| p.currency.clone()));
     let subtotal = currency.map(|currency| {
         let sum = lines
             .iter()
+            .filter(|l| l.available)
             .filter_map(|l| l.price.as_ref().map(|p| (p, l.quantity)))
-            .filter(|(p, _)| p.currency == currency)
             .fold(0i64, |sum, (p, q)| {
                 sum.saturating_add(p.amount_minor.saturating_mul(q))
             });

@@ -1,8 +1,9 @@
 //! commerce.cart: shopping carts, a quantity per SKU, in Redis (in-process
 //! in embedded mode), priced from the catalogue on every read.
 //!
-//! Owns the carts in its Redis namespace (`<ns>:cart:<id>`, its request
-//! ids, merge markers); no tables. Asks commerce.product for prices.
+//! Owns the carts in its Redis namespace (a hash per cart, scoped by the
+//! verified subject; their request ids; merge markers; see `store.rs`); no
+//! tables. Asks commerce.product for prices.
 //!
 //! It must not: store prices (a cart is repriced when read), or reserve
 //! stock (commerce.inventory does, at checkout).

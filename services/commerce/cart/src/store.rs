@@ -55,14 +55,19 @@ pub struct Memory {
     /// By (scope, cart id).
     carts: HashMap<(String, String), CartState>,
     merged: HashMap<String, i64>,
+    /// The size after the last sweep.
+    swept_at: usize,
 }
 
 impl Memory {
-    /// Drops what expired, once the maps are large.
+    /// Drops what expired, once the maps have doubled since the last sweep
+    /// (and hold at least [`SWEEP_AT`]): amortised, never a scan per write.
     fn sweep(&mut self, now: i64) {
-        if self.carts.len() + self.merged.len() > SWEEP_AT {
+        let size = self.carts.len() + self.merged.len();
+        if size > SWEEP_AT.max(self.swept_at * 2) {
             self.carts.retain(|_, cart| cart.expires_at > now);
             self.merged.retain(|_, until| *until > now);
+            self.swept_at = self.carts.len() + self.merged.len();
         }
     }
 }
@@ -268,6 +273,7 @@ impl Store {
                     .arg(MAX_LINES)
                     .arg(MAX_QUANTITY)
                     .arg(redis_ttl(ttl_micros))
+                    .arg(GRACE_SECS * 1_000_000)
                     .invoke_async(&mut conn.clone())
                     .await?;
                 answer_of(answer)
@@ -387,6 +393,13 @@ local function lines(cart)
   end
   return n
 end
+local function bytewise(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
 local function same_currency(cart, currency)
   local mine = redis.call('HGET', cart, '_cur')
   return (not mine) or mine == currency
@@ -472,9 +485,10 @@ return answer(cart)
 });
 
 /// KEYS: cart, its requests, guest, its requests, merge marker. ARGV: now,
-/// expiry, max lines, max quantity, Redis TTL. Guest lines are taken in
-/// SKU order (as the in-process store does), so the same ones are dropped
-/// past the line cap.
+/// expiry, max lines, max quantity, Redis TTL, grace (µs). Guest lines are
+/// taken in SKU byte order (as the in-process store does; Lua's own string
+/// order follows the server's locale), so the same ones are dropped past
+/// the line cap.
 static MERGE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     script(
         r"
@@ -482,7 +496,7 @@ local cart, reqs, guest, guest_reqs, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = tonumber(ARGV[1])
 fresh(cart, reqs, now)
 fresh(guest, guest_reqs, now)
-if redis.call('EXISTS', marker) == 1 then return answer(cart) end
+if tonumber(redis.call('GET', marker) or '0') > now then return answer(cart) end
 local skus = {}
 for _, f in ipairs(redis.call('HKEYS', guest)) do
   if string.sub(f, 1, 2) == 's:' then table.insert(skus, f) end
@@ -491,7 +505,7 @@ if #skus == 0 then return answer(cart) end
 local theirs = redis.call('HGET', guest, '_cur')
 if theirs and not same_currency(cart, theirs) then return {'err', 'CURRENCY_MISMATCH'} end
 if theirs then redis.call('HSET', cart, '_cur', theirs) end
-table.sort(skus)
+table.sort(skus, bytewise)
 local count = lines(cart)
 for _, f in ipairs(skus) do
   local v = tonumber(redis.call('HGET', guest, f))
@@ -502,7 +516,8 @@ for _, f in ipairs(skus) do
   end
 end
 redis.call('DEL', guest, guest_reqs)
-redis.call('SET', marker, '1', 'EX', ARGV[5])
+-- The marker holds its end on the service's clock; EX only collects it.
+redis.call('SET', marker, tonumber(ARGV[2]) + tonumber(ARGV[6]), 'EX', ARGV[5])
 touch(cart, reqs, ARGV[2], ARGV[5])
 return answer(cart)
 ",

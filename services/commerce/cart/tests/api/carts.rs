@@ -183,3 +183,26 @@ on_each_backend!(async fn concurrent_first_adds_in_two_currencies_leave_one(back
     h.carts.set_item_quantity(pb::SetItemQuantityRequest { cart_id: "swap".into(), sku: "MUG".into(), quantity: 0 }).await.unwrap();
     assert_eq!(lines(&h.add("swap", "YUAN-TEA", 2).await.unwrap()), [s("YUAN-TEA", 2)]);
 });
+
+on_each_backend!(async fn merges_keep_to_one_currency_and_markers_to_the_services_clock(backend) {
+    let mut h = start(&backend).await;
+    h.product("YUAN-TEA", "CNY", 3000).await;
+    let merge = |guest: &str| pb::MergeCartsRequest { cart_id: "ana-cart".into(), guest_cart_id: guest.into() };
+    h.carts.add_item(as_user("ana", add("ana-cart", "MUG", 1))).await.unwrap();
+    // A guest cart in another currency is refused, and stays.
+    h.add("guest-cny", "YUAN-TEA", 1).await.unwrap();
+    let refused = h.carts.merge_carts(as_user("ana", merge("guest-cny"))).await.unwrap_err();
+    assert_eq!(reason(&refused), "CURRENCY_MISMATCH");
+    assert_eq!(lines(&h.get("guest-cny").await), [s("YUAN-TEA", 1)]);
+    // Merging an empty guest cart leaves no marker: lines added later merge.
+    h.carts.merge_carts(as_user("ana", merge("guest-late"))).await.unwrap();
+    h.add("guest-late", "TEA", 2).await.unwrap();
+    let merged = h.carts.merge_carts(as_user("ana", merge("guest-late"))).await.unwrap().into_inner().cart.unwrap();
+    assert_eq!(lines(&merged), [s("MUG", 1), s("TEA", 2)]);
+    // The marker lasts as long as the cart (plus a minute), on the
+    // service's clock: after that the id merges again.
+    h.mesh.clock().advance(62 * MINUTE);
+    h.add("guest-late", "POT", 1).await.unwrap();
+    let later = h.carts.merge_carts(as_user("ana", merge("guest-late"))).await.unwrap().into_inner().cart.unwrap();
+    assert_eq!(lines(&later), [s("POT", 1)], "Ana's cart had expired too; the marker with it");
+});

@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -240,9 +239,8 @@ async fn repair<C: redis::aio::ConnectionLike + Send>(
     Ok(())
 }
 
-/// The longest a Redis call waits, and how long Redis is left alone after
-/// it failed.
-const REDIS_WAIT: Duration = Duration::from_secs(1);
+/// How long Redis is left alone after it failed: as long as a call may wait.
+use crate::redis_conn::REDIS_WAIT;
 
 impl Shared {
     /// The connection, unless Redis failed less than [`REDIS_WAIT`] ago
@@ -325,15 +323,9 @@ impl Cache {
             None => (None, None),
             Some(url) => {
                 let client = redis::Client::open(url.as_str())?;
-                // Bounded waits: a Redis that stops answering costs a call
-                // a second at most, not a hang (and then the breaker keeps
-                // calls off Redis for a while).
-                let manager = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(REDIS_WAIT))
-                    .set_response_timeout(Some(REDIS_WAIT))
-                    .set_number_of_retries(1)
-                    .set_max_delay(REDIS_WAIT);
-                let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
+                // Calls wait at most REDIS_WAIT, then the breaker keeps
+                // calls off Redis for a while.
+                let conn = crate::redis_conn::connect_client(client.clone()).await?;
                 let channel = format!("{}:invalidate", config.namespace);
                 let stop = CancellationToken::new();
                 let dirty = Dirty::default();
@@ -667,11 +659,10 @@ impl Cache {
 
     /// A health probe (PING) when Redis is in use.
     pub fn probe(&self) -> Option<Arc<dyn Probe>> {
-        self.inner.shared.as_ref().map(|shared| {
-            Arc::new(RedisProbe {
-                conn: shared.conn.clone(),
-            }) as Arc<dyn Probe>
-        })
+        self.inner
+            .shared
+            .as_ref()
+            .map(|shared| crate::redis_conn::probe("cache", shared.conn.clone()))
     }
 
     fn shared_key(&self, key: &str) -> String {
@@ -781,27 +772,6 @@ fn split(entry: &Bytes) -> Option<(i64, Bytes)> {
     let colon = entry.iter().position(|b| *b == b':')?;
     let version = std::str::from_utf8(&entry[..colon]).ok()?.parse().ok()?;
     Some((version, entry.slice(colon + 1..)))
-}
-
-struct RedisProbe {
-    conn: ConnectionManager,
-}
-
-impl Probe for RedisProbe {
-    fn name(&self) -> &str {
-        "cache"
-    }
-
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ impl Counters {
     pub async fn connect(namespace: &str, redis_url: Option<&str>) -> Result<Self, CounterError> {
         let store = match redis_url {
             None => Store::Local(Arc::default()),
-            Some(url) => Store::Redis(ConnectionManager::new(redis::Client::open(url)?).await?),
+            Some(url) => Store::Redis(crate::redis_conn::connect(url).await?),
         };
         Ok(Self {
             namespace: namespace.to_owned(),

@@ -243,6 +243,16 @@ pub fn is_identifier(name: &str) -> bool {
         && name.len() <= 63
 }
 
+/// `$1, $2, ..., $n`: the placeholders of an `IN (...)` list of `n` bound
+/// values (SQLite has no arrays, so `= ANY($1)` is not one text for both).
+/// Only placeholders go into the SQL text; the values are bound.
+pub fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Whether `error` is a unique-constraint violation (either database).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -292,6 +302,7 @@ mod tests {
         assert!(is_identifier("finance_account"));
         assert!(!is_identifier("x; DROP TABLE y"));
         assert!(!is_identifier("1abc"));
+        assert_eq!(placeholders(3), "$1, $2, $3");
         assert_eq!(
             sqlite_path("sqlite://data/a.db?mode=rwc"),
             Some("data/a.db".into())

@@ -57,6 +57,7 @@ pub mod node;
 pub mod outbox;
 pub mod placement;
 pub mod propagation;
+pub mod redis_conn;
 pub mod server;
 pub mod service;
 pub mod shutdown;

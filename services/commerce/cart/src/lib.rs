@@ -14,13 +14,11 @@ pub mod domain;
 pub mod error;
 pub mod store;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use meshwork_proto::meshwork::commerce::cart::v1::cart_service_server::CartServiceServer;
 use meshwork_runtime::config::parse_duration;
-use meshwork_runtime::health::Probe;
 use meshwork_runtime::service::{BoxFuture, Service, StartContext};
 
 /// The target name: `meshwork serve --target commerce.cart`.
@@ -59,7 +57,9 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
         let store = store::Store::connect(&cache.namespace, cache.redis_url.as_deref())
             .await
             .context("commerce.cart: the cart store")?;
-        ctx.probe(Arc::new(StoreProbe(store.clone())));
+        if let Some(probe) = store.probe() {
+            ctx.probe(probe);
+        }
         let catalogue = catalogue::Catalogue::new(ctx.upstream(CATALOGUE)?);
         // At most a year: far beyond any idle cart, far from overflowing.
         let ttl = i64::try_from(flags.cart_ttl.as_micros())
@@ -73,17 +73,4 @@ fn start(ctx: &mut StartContext) -> BoxFuture<'_, anyhow::Result<()>> {
         ctx.grpc().add_service(service);
         Ok(())
     })
-}
-
-/// The service is SERVING only while its carts can be reached.
-struct StoreProbe(store::Store);
-
-impl Probe for StoreProbe {
-    fn name(&self) -> &str {
-        "cart store"
-    }
-
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        self.0.ping()
-    }
 }

@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
 use redis::aio::ConnectionManager;
 
 use crate::domain::{CartState, MAX_LINES, MAX_QUANTITY, Refusal};
@@ -84,7 +83,7 @@ impl Store {
         Ok(match redis_url {
             None => Store::Memory(Arc::default()),
             Some(url) => Store::Redis {
-                conn: ConnectionManager::new(redis::Client::open(url)?).await?,
+                conn: meshwork_runtime::redis_conn::connect(url).await?,
                 namespace: namespace.to_owned(),
             },
         })
@@ -281,19 +280,15 @@ impl Store {
         }
     }
 
-    /// A health check of Redis (PING); always fine in-process.
-    pub fn ping(&self) -> BoxFuture<'static, Result<(), String>> {
-        let conn = match self {
-            Store::Memory(_) => return Box::pin(async { Ok(()) }),
-            Store::Redis { conn, .. } => conn.clone(),
-        };
-        Box::pin(async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
+    /// The health probe of the Redis holding the carts; none in-process.
+    pub fn probe(&self) -> Option<std::sync::Arc<dyn meshwork_runtime::health::Probe>> {
+        match self {
+            Store::Memory(_) => None,
+            Store::Redis { conn, .. } => Some(meshwork_runtime::redis_conn::probe(
+                "cart store",
+                conn.clone(),
+            )),
+        }
     }
 }
 

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use meshwork_runtime::db::Database;
+use meshwork_runtime::db::{Database, placeholders};
 use meshwork_runtime::events::{self, NewEvent, Publisher};
 use meshwork_runtime::idempotency::{self, Claim};
 use meshwork_runtime::time::Clock;
@@ -140,13 +140,11 @@ impl Store {
     /// The levels of every SKU in `skus`, in one query, grouped by SKU in
     /// the order asked (a SKU never stocked has none).
     pub async fn stocks(&self, skus: &[String]) -> Result<Vec<(String, Vec<Level>)>> {
-        let placeholders: Vec<String> = (1..=skus.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT sku, warehouse_id, on_hand, reserved, committed, version FROM stock_levels \
              WHERE sku IN ({}) ORDER BY sku, warehouse_id",
-            placeholders.join(", ")
+            placeholders(skus.len())
         );
-        // The text is built from placeholders only; the SKUs are bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for sku in skus {
             query = query.bind(sku);

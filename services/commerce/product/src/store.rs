@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use meshwork_runtime::claimed::Applied;
-use meshwork_runtime::db::Database;
+use meshwork_runtime::db::{Database, placeholders};
 use meshwork_runtime::events::{self, NewEvent, Publisher};
 use meshwork_runtime::idempotency::{self, Claim};
 use meshwork_runtime::time::Clock;
@@ -275,11 +275,9 @@ impl Store {
     /// The products `skus`, in one query, in the order asked.
     pub async fn get_many(&self, skus: &[String]) -> Result<Vec<Option<Product>>> {
         self.reads.one();
-        let placeholders: Vec<String> = (1..=skus.len()).map(|i| format!("${i}")).collect();
-        // The text is built from placeholders only; the SKUs are bound.
         let sql = format!(
             "SELECT {COLUMNS} FROM products WHERE sku IN ({})",
-            placeholders.join(", ")
+            placeholders(skus.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for sku in skus {
